@@ -1,0 +1,48 @@
+//! File-system helpers that keep the repository and the caches consistent:
+//! atomic writes, folder swaps, and content hashing.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a
+/// rename, so readers (and an interrupted run) see either the old file or the
+/// new one, never half of it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path has no parent folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut temp, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lowercase hex of any byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Creates a symlink, replacing whatever was at `link`.
+pub fn symlink_force(target: &Path, link: &Path) -> Result<()> {
+    if link.symlink_metadata().is_ok() {
+        if link.is_dir() && !link.symlink_metadata()?.file_type().is_symlink() {
+            std::fs::remove_dir_all(link)?;
+        } else {
+            std::fs::remove_file(link)?;
+        }
+    }
+    std::os::unix::fs::symlink(target, link)
+        .with_context(|| format!("cannot link {} -> {}", link.display(), target.display()))
+}

@@ -1,0 +1,238 @@
+//! Running helm and reading what it prints.
+//!
+//! Helm is called with many charts at once wherever its command line allows
+//! (one `helm lint` over many paths, one `helm template` of a generated parent
+//! chart whose `charts/` links many charts), because on a small machine the
+//! ~90 ms each helm process costs to start dominates the run. This module
+//! turns the combined output back into one verdict per chart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::process::{self, Finished};
+use crate::tools::Tool;
+
+/// Helm's own informational logging that is not about the chart.
+fn is_noise(line: &str) -> bool {
+    let line = line.trim();
+    line.is_empty()
+        || line.contains("found symbolic link in path")
+        || line.starts_with("Use --debug flag")
+        || line.starts_with("Pulled:")
+        || line.starts_with("Digest:")
+}
+
+/// Removes helm's noise lines from a message.
+pub fn clean(text: &str) -> String {
+    text.lines().filter(|l| !is_noise(l)).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
+/// The verdict of `helm lint` for one chart path.
+#[derive(Debug, Clone)]
+pub struct LintVerdict {
+    pub ok: bool,
+    /// `[WARNING]` and `[ERROR]` lines (with `--strict` both fail).
+    pub message: String,
+}
+
+/// `helm lint --strict` over many chart folders in one process. Returns one
+/// verdict per path; a path helm said nothing about is missing from the map
+/// (the caller then retries it alone).
+pub fn lint(
+    helm: &Tool,
+    paths: &[PathBuf],
+    values_files: &[PathBuf],
+    kube_version: &str,
+) -> Result<(Finished, BTreeMap<PathBuf, LintVerdict>)> {
+    let sh = xshell::Shell::new()?;
+    let helm_path = &helm.path;
+    let mut values = Vec::new();
+    for file in values_files {
+        values.push("--values".to_string());
+        values.push(file.display().to_string());
+    }
+    let finished = process::run(
+        xshell::cmd!(sh, "{helm_path} lint --strict --kube-version {kube_version} {values...} {paths...}"),
+        None,
+    )?;
+    Ok((finished.clone(), parse_lint(&finished.stdout, &finished.stderr, paths)))
+}
+
+/// Splits `helm lint` output at its `==> Linting <path>` headers.
+pub fn parse_lint(stdout: &str, stderr: &str, paths: &[PathBuf]) -> BTreeMap<PathBuf, LintVerdict> {
+    let mut sections: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    let mut current: Option<PathBuf> = None;
+    for line in stdout.lines() {
+        if let Some(path) = line.strip_prefix("==> Linting ") {
+            let path = PathBuf::from(path.trim());
+            let matched = paths.iter().find(|p| **p == path).cloned();
+            current = matched;
+            if let Some(p) = &current {
+                sections.entry(p.clone()).or_default();
+            }
+            continue;
+        }
+        if let Some(path) = &current {
+            sections.entry(path.clone()).or_default().push(line.to_string());
+        }
+    }
+    let mut verdicts = BTreeMap::new();
+    for (path, lines) in sections {
+        let problems: Vec<String> = lines
+            .iter()
+            .filter(|l| l.starts_with("[ERROR]") || l.starts_with("[WARNING]"))
+            .cloned()
+            .collect();
+        verdicts.insert(path, LintVerdict { ok: problems.is_empty(), message: problems.join("\n") });
+    }
+    // With a single path, an error helm printed only on stderr (for example a
+    // Chart.yaml it could not load) still belongs to that chart.
+    if paths.len() == 1 {
+        let stderr = clean(stderr);
+        let verdict = verdicts.entry(paths[0].clone()).or_insert(LintVerdict { ok: true, message: String::new() });
+        if verdict.ok && !stderr.is_empty() && !stderr.contains("chart(s) linted, 0 chart(s) failed") {
+            let summary_only = stderr.lines().all(|l| l.contains("chart(s) linted"));
+            if !summary_only {
+                verdict.ok = false;
+                verdict.message = stderr;
+            }
+        }
+    }
+    verdicts
+}
+
+/// `helm template` of one chart folder with the given values files.
+pub fn template(
+    helm: &Tool,
+    release: &str,
+    chart_dir: &Path,
+    values_files: &[PathBuf],
+    set: &[String],
+    kube_version: &str,
+) -> Result<Finished> {
+    let sh = xshell::Shell::new()?;
+    let helm_path = &helm.path;
+    let mut extra = Vec::new();
+    for file in values_files {
+        extra.push("--values".to_string());
+        extra.push(file.display().to_string());
+    }
+    for s in set {
+        extra.push("--set".to_string());
+        extra.push(s.clone());
+    }
+    process::run(
+        xshell::cmd!(sh, "{helm_path} template {release} {chart_dir} --kube-version {kube_version} {extra...}"),
+        None,
+    )
+}
+
+/// Splits a multi-document render into documents keyed by the chart that
+/// produced them, read from helm's `# Source: <parent>/charts/<chart>/...`
+/// comments. `parent` is the rendered chart's name; documents of the parent's
+/// own templates are keyed by `parent`.
+pub fn split_by_chart(rendered: &str, parent: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for doc in split_documents(rendered) {
+        let owner = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: "))
+            .map(|source| owner_of(source, parent))
+            .unwrap_or_else(|| parent.to_string());
+        let entry = out.entry(owner).or_default();
+        entry.push_str("---\n");
+        entry.push_str(doc.trim_end());
+        entry.push('\n');
+    }
+    out
+}
+
+/// `p/charts/a/templates/x.yaml` belongs to `a`; deeper subcharts
+/// (`p/charts/a/charts/common/...`) still belong to `a`.
+fn owner_of(source: &str, parent: &str) -> String {
+    let rest = source.strip_prefix(&format!("{parent}/")).unwrap_or(source);
+    match rest.strip_prefix("charts/") {
+        Some(sub) => sub.split('/').next().unwrap_or(parent).to_string(),
+        None => parent.to_string(),
+    }
+}
+
+/// The YAML documents of a render, without empty ones.
+pub fn split_documents(rendered: &str) -> Vec<String> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for line in rendered.lines() {
+        if line == "---" || line.starts_with("--- ") {
+            if has_content(&current) {
+                docs.push(std::mem::take(&mut current));
+            }
+            current.clear();
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if has_content(&current) {
+        docs.push(current);
+    }
+    docs
+}
+
+fn has_content(doc: &str) -> bool {
+    doc.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+}
+
+/// Rewrites a batched render's `# Source:` paths to what a render of the
+/// chart on its own prints (`parent/charts/a/templates/x` -> `a/templates/x`),
+/// so batched and per-chart output compare equal.
+pub fn unbatch_sources(text: &str, parent: &str) -> String {
+    let prefix = format!("# Source: {parent}/charts/");
+    text.lines()
+        .map(|l| match l.strip_prefix(&prefix) {
+            Some(rest) => format!("# Source: {rest}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + if text.ends_with('\n') { "\n" } else { "" }
+}
+
+/// Finds which subchart of a batched render a helm error is about, from the
+/// template path in the message (`parent/charts/<chart>/templates/...`).
+pub fn chart_in_error(message: &str, parent: &str) -> Option<String> {
+    let marker = format!("{parent}/charts/");
+    let start = message.find(&marker)? + marker.len();
+    let name: String = message[start..].chars().take_while(|c| *c != '/' && *c != ':' && !c.is_whitespace()).collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lint_output_is_split_per_chart() {
+        let out = "==> Linting /s/a\n[INFO] Chart.yaml: icon is recommended\n\n==> Linting /s/b\n[ERROR] templates/: parse error\n";
+        let paths = vec![PathBuf::from("/s/a"), PathBuf::from("/s/b")];
+        let v = parse_lint(out, "Error: 2 chart(s) linted, 1 chart(s) failed", &paths);
+        assert!(v[&paths[0]].ok);
+        assert!(!v[&paths[1]].ok);
+        assert!(v[&paths[1]].message.contains("parse error"));
+    }
+
+    #[test]
+    fn render_is_split_by_subchart() {
+        let out = "---\n# Source: p/charts/a/templates/s.yaml\nkind: Service\n---\n# Source: p/charts/b/charts/common/templates/x.yaml\nkind: ConfigMap\n---\n# Source: p/templates/n.yaml\nkind: Secret\n";
+        let by = split_by_chart(out, "p");
+        assert_eq!(by.keys().cloned().collect::<Vec<_>>(), vec!["a", "b", "p"]);
+        assert!(unbatch_sources(&by["a"], "p").contains("# Source: a/templates/s.yaml"));
+    }
+
+    #[test]
+    fn error_is_attributed_to_its_subchart() {
+        let msg = "Error: parse error at (p/charts/b/templates/bad.yaml:1): unexpected";
+        assert_eq!(chart_in_error(msg, "p").as_deref(), Some("b"));
+    }
+}

@@ -1,0 +1,398 @@
+//! Checking one batch of charts: values, `helm lint`, `helm template`,
+//! kubeconform, with as few tool processes as the batch allows and every
+//! verdict attributed to its chart.
+//!
+//! - lint: one `helm lint --strict` over every chart that uses its default
+//!   values; one call per environment for charts with `values-<env>.yaml`.
+//! - render: one `helm template` per Kubernetes version of a generated parent
+//!   chart whose `charts/` links every batchable chart; charts whose named
+//!   templates could collide (different versions of one library) go to
+//!   separate parents. When a batched render fails, the chart named in helm's
+//!   error is rendered alone (its verdict then is exactly the per-chart one)
+//!   and the rest is rendered again; an error that names no chart splits the
+//!   batch in halves until it does.
+//! - validate: one kubeconform process per Kubernetes version over every file
+//!   the batch rendered.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::report::{Status, StepResult};
+use crate::context::Context;
+use crate::model::{Chart, ChartKind, Environment, Repo};
+use crate::stage::Stager;
+use crate::tools::Toolset;
+use crate::{fsutil, helm, kubeconform, yaml};
+
+/// Fixed name of generated parent charts; it only shows up in `# Source:`
+/// comments, which are rewritten back to the per-chart form.
+const PARENT: &str = "xtask-batch";
+
+/// Everything a batch needs; shared by all workers.
+pub struct Checker<'a> {
+    pub ctx: &'a Context,
+    pub repo: &'a Repo,
+    pub tools: &'a Toolset,
+    pub stager: &'a Stager<'a>,
+    pub kube_versions: Vec<String>,
+    /// Environments to check; empty means all.
+    pub env_filter: Vec<String>,
+    /// Charts (by index) whose named-template libraries, as (name, version).
+    pub libraries: BTreeMap<usize, BTreeMap<String, String>>,
+    pub batching: bool,
+}
+
+/// A rendered file waiting for validation.
+struct Rendered {
+    chart: usize,
+    env: String,
+    kube: String,
+    file: PathBuf,
+}
+
+impl Checker<'_> {
+    /// The environments of a chart this run checks.
+    pub fn environments<'c>(&self, chart: &'c Chart) -> Vec<&'c Environment> {
+        chart
+            .environments
+            .iter()
+            .filter(|e| {
+                e.name == crate::model::DEFAULT_ENV || self.env_filter.is_empty() || self.env_filter.contains(&e.name)
+            })
+            .collect()
+    }
+
+    /// Checks `charts` and returns every chart's steps.
+    pub fn check(&self, batch_id: usize, charts: &[usize]) -> BTreeMap<usize, Vec<StepResult>> {
+        let mut steps: BTreeMap<usize, Vec<StepResult>> = charts.iter().map(|&c| (c, Vec::new())).collect();
+
+        // Values files are parsed here first: a broken file gets an error with
+        // its line and column, and helm is spared input it would choke on.
+        let mut healthy = Vec::new();
+        for &index in charts {
+            let chart = &self.repo.charts[index];
+            let started = Instant::now();
+            let mut problems = Vec::new();
+            let mut files = vec![format!("{}/values.yaml", chart.rel)];
+            for env in self.environments(chart) {
+                files.extend(env.values_files.iter().cloned());
+            }
+            for file in &files {
+                let path = self.ctx.root.join(file);
+                if !path.exists() {
+                    continue;
+                }
+                if let Err(err) = yaml::read_text(&path, file)
+                    .and_then(|text| yaml::parse::<yaml_serde::Value>(&text, file).map_err(Into::into))
+                {
+                    problems.push(format!("{err:#}"));
+                }
+            }
+            let status = if problems.is_empty() { Status::Ok } else { Status::Failed };
+            steps.get_mut(&index).expect("chart of this batch").push(StepResult::new(
+                "values",
+                None,
+                None,
+                status,
+                started.elapsed(),
+                problems.join("\n"),
+            ));
+            if problems.is_empty() {
+                healthy.push(index);
+            }
+        }
+
+        self.lint(&healthy, &mut steps);
+        let rendered = self.render(batch_id, &healthy, &mut steps);
+        self.validate(&rendered, &mut steps);
+        steps
+    }
+
+    fn staged(&self, index: usize) -> PathBuf {
+        self.stager.staged_dir(&self.repo.charts[index])
+    }
+
+    fn values_paths(&self, env: &Environment) -> Vec<PathBuf> {
+        env.values_files.iter().map(|f| self.ctx.root.join(f)).collect()
+    }
+
+    fn newest_kube(&self) -> &str {
+        self.kube_versions.first().map(String::as_str).unwrap_or("1.37.0")
+    }
+
+    fn lint(&self, charts: &[usize], steps: &mut BTreeMap<usize, Vec<StepResult>>) {
+        // Charts checked with their defaults share one helm process.
+        let mut shared = Vec::new();
+        let mut per_env = Vec::new();
+        for &index in charts {
+            let chart = &self.repo.charts[index];
+            for env in self.environments(chart) {
+                if env.values_files.is_empty() {
+                    shared.push(index);
+                } else {
+                    per_env.push((index, env.clone()));
+                }
+            }
+        }
+        let groups: Vec<Vec<usize>> =
+            if self.batching { vec![shared.clone()] } else { shared.iter().map(|&c| vec![c]).collect() };
+        for group in groups.into_iter().filter(|g| !g.is_empty()) {
+            self.lint_group(&group, None, steps);
+        }
+        for (index, env) in per_env {
+            self.lint_group(&[index], Some(&env), steps);
+        }
+    }
+
+    fn lint_group(&self, group: &[usize], env: Option<&Environment>, steps: &mut BTreeMap<usize, Vec<StepResult>>) {
+        let paths: Vec<PathBuf> = group.iter().map(|&c| self.staged(c)).collect();
+        let values = env.map(|e| self.values_paths(e)).unwrap_or_default();
+        let env_name = env.map_or(crate::model::DEFAULT_ENV, |e| e.name.as_str());
+        match helm::lint(&self.tools.helm, &paths, &values, self.newest_kube()) {
+            Ok((finished, verdicts)) => {
+                for (&index, path) in group.iter().zip(&paths) {
+                    match verdicts.get(path) {
+                        Some(verdict) => {
+                            let status = if verdict.ok { Status::Ok } else { Status::Failed };
+                            push(steps, index, StepResult::new("lint", Some(env_name), None, status, finished.duration, verdict.message.clone()));
+                        }
+                        // Helm said nothing about this path in a shared run:
+                        // ask again for it alone so the verdict is its own.
+                        None if group.len() > 1 => self.lint_group(&[index], env, steps),
+                        None => push(
+                            steps,
+                            index,
+                            StepResult::new("lint", Some(env_name), None, Status::Failed, finished.duration, helm::clean(&finished.combined())),
+                        ),
+                    }
+                }
+            }
+            Err(err) => {
+                for &index in group {
+                    push(steps, index, StepResult::new("lint", Some(env_name), None, Status::Failed, Duration::ZERO, format!("{err:#}")));
+                }
+            }
+        }
+    }
+
+    /// Renders every non-library chart of the batch for every Kubernetes
+    /// version and environment; returns the files to validate.
+    fn render(&self, batch_id: usize, charts: &[usize], steps: &mut BTreeMap<usize, Vec<StepResult>>) -> Vec<Rendered> {
+        let mut rendered = Vec::new();
+        let mut batchable = Vec::new();
+        let mut per_env = Vec::new();
+        for &index in charts {
+            let chart = &self.repo.charts[index];
+            if chart.kind == ChartKind::Library {
+                continue; // "library charts are not installable": checked through their users
+            }
+            for env in self.environments(chart) {
+                if env.values_files.is_empty() {
+                    batchable.push(index);
+                } else {
+                    per_env.push((index, env.clone()));
+                }
+            }
+        }
+        let groups = if self.batching { self.compatible_groups(&batchable) } else { batchable.iter().map(|&c| vec![c]).collect() };
+        for kube in &self.kube_versions {
+            for (group_id, group) in groups.iter().enumerate() {
+                let mut outcomes = BTreeMap::new();
+                self.render_group(&format!("{batch_id}-{group_id}"), group, kube, &mut outcomes);
+                for (index, (result, duration)) in outcomes {
+                    self.record_render(index, crate::model::DEFAULT_ENV, kube, result, duration, steps, &mut rendered);
+                }
+            }
+            for (index, env) in &per_env {
+                let started = Instant::now();
+                let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(*index), &self.values_paths(env), &[], kube)
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|f| if f.success { Ok(f.stdout) } else { Err(helm::clean(&f.stderr)) });
+                self.record_render(*index, &env.name, kube, result, started.elapsed(), steps, &mut rendered);
+            }
+        }
+        rendered
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_render(
+        &self,
+        index: usize,
+        env: &str,
+        kube: &str,
+        result: Result<String, String>,
+        duration: Duration,
+        steps: &mut BTreeMap<usize, Vec<StepResult>>,
+        rendered: &mut Vec<Rendered>,
+    ) {
+        let chart = &self.repo.charts[index];
+        match result {
+            Ok(text) => {
+                let file = self.ctx.work_dir.join("rendered").join(kube).join(&chart.name).join(format!("{env}.yaml"));
+                match fsutil::write_atomic(&file, text.as_bytes()) {
+                    Ok(()) => {
+                        push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Ok, duration, ""));
+                        rendered.push(Rendered { chart: index, env: env.to_string(), kube: kube.to_string(), file });
+                    }
+                    Err(err) => push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, format!("{err:#}"))),
+                }
+            }
+            Err(message) => push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, message)),
+        }
+    }
+
+    /// Splits charts so that no render mixes two versions of one library:
+    /// named templates are global in a render and the last one loaded wins.
+    fn compatible_groups(&self, charts: &[usize]) -> Vec<Vec<usize>> {
+        let mut groups: Vec<(BTreeMap<String, String>, Vec<usize>)> = Vec::new();
+        for &index in charts {
+            let libs = self.libraries.get(&index).cloned().unwrap_or_default();
+            let fits = |known: &BTreeMap<String, String>| libs.iter().all(|(name, v)| known.get(name).is_none_or(|k| k == v));
+            match groups.iter_mut().find(|(known, _)| fits(known)) {
+                Some((known, members)) => {
+                    known.extend(libs);
+                    members.push(index);
+                }
+                None => groups.push((libs, vec![index])),
+            }
+        }
+        groups.into_iter().map(|(_, members)| members).collect()
+    }
+
+    /// Renders a group (alone if it has one chart, else through a parent
+    /// chart), attributing failures as described in the module docs.
+    fn render_group(&self, id: &str, group: &[usize], kube: &str, out: &mut BTreeMap<usize, (Result<String, String>, Duration)>) {
+        if group.is_empty() {
+            return;
+        }
+        if group.len() == 1 {
+            let index = group[0];
+            let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(index), &[], &[], kube);
+            let entry = match result {
+                Ok(f) if f.success => (Ok(f.stdout), f.duration),
+                Ok(f) => (Err(helm::clean(&f.stderr)), f.duration),
+                Err(err) => (Err(format!("{err:#}")), Duration::ZERO),
+            };
+            out.insert(index, entry);
+            return;
+        }
+        let parent = match self.parent_chart(id, group) {
+            Ok(parent) => parent,
+            Err(err) => {
+                for &index in group {
+                    out.insert(index, (Err(format!("cannot prepare the batch render: {err:#}")), Duration::ZERO));
+                }
+                return;
+            }
+        };
+        let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &parent, &[], &[], kube);
+        let _ = std::fs::remove_dir_all(&parent);
+        match result {
+            Ok(f) if f.success => {
+                let by_chart = helm::split_by_chart(&f.stdout, PARENT);
+                for &index in group {
+                    let name = &self.repo.charts[index].name;
+                    let text = by_chart.get(name).map(|t| helm::unbatch_sources(t, PARENT)).unwrap_or_default();
+                    out.insert(index, (Ok(text), f.duration));
+                }
+            }
+            Ok(f) => {
+                let message = helm::clean(&f.stderr);
+                let culprit = helm::chart_in_error(&message, PARENT)
+                    .and_then(|name| group.iter().copied().find(|&i| self.repo.charts[i].name == name));
+                match culprit {
+                    Some(index) => {
+                        self.render_group(id, &[index], kube, out);
+                        let rest: Vec<usize> = group.iter().copied().filter(|&i| i != index).collect();
+                        self.render_group(&format!("{id}r"), &rest, kube, out);
+                    }
+                    None => {
+                        let (left, right) = group.split_at(group.len() / 2);
+                        self.render_group(&format!("{id}a"), left, kube, out);
+                        self.render_group(&format!("{id}b"), right, kube, out);
+                    }
+                }
+            }
+            Err(err) => {
+                for &index in group {
+                    out.insert(index, (Err(format!("{err:#}")), Duration::ZERO));
+                }
+            }
+        }
+    }
+
+    /// `<work>/render/<id>/` with a Chart.yaml and `charts/<name>` links to
+    /// the staged charts of the group. Without `dependencies` in Chart.yaml,
+    /// helm renders every chart found in `charts/`.
+    fn parent_chart(&self, id: &str, group: &[usize]) -> Result<PathBuf> {
+        let dir = self.ctx.work_dir.join("render").join(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(dir.join("charts"))?;
+        std::fs::write(
+            dir.join("Chart.yaml"),
+            format!("apiVersion: v2\nname: {PARENT}\nversion: 0.0.0\ndescription: generated by cargo xtask lint to render many charts in one helm process\n"),
+        )?;
+        for &index in group {
+            let chart = &self.repo.charts[index];
+            fsutil::symlink_force(&self.staged(index), &dir.join("charts").join(&chart.name))?;
+        }
+        Ok(dir)
+    }
+
+    fn validate(&self, rendered: &[Rendered], steps: &mut BTreeMap<usize, Vec<StepResult>>) {
+        for kube in &self.kube_versions {
+            let files: Vec<&Rendered> = rendered.iter().filter(|r| &r.kube == kube).collect();
+            if files.is_empty() {
+                continue;
+            }
+            let chunks: Vec<Vec<&Rendered>> =
+                if self.batching { vec![files] } else { files.into_iter().map(|f| vec![f]).collect() };
+            for chunk in chunks {
+                let paths: Vec<PathBuf> = chunk.iter().map(|r| r.file.clone()).collect();
+                match kubeconform::validate(self.tools, kube, &paths) {
+                    Ok((finished, problems)) => {
+                        for r in chunk {
+                            let found = problems.get(&r.file).cloned().unwrap_or_default();
+                            let status = if found.is_empty() { Status::Ok } else { Status::Failed };
+                            let message = found.join("\n");
+                            push(steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), status, finished.duration, message));
+                        }
+                    }
+                    Err(err) => {
+                        for r in chunk {
+                            push(steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), Status::Failed, Duration::ZERO, format!("{err:#}")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn push(steps: &mut BTreeMap<usize, Vec<StepResult>>, index: usize, step: StepResult) {
+    steps.entry(index).or_default().push(step);
+}
+
+/// The charts (name -> version) whose named templates a chart renders with:
+/// every library chart among its transitive repository dependencies, and
+/// every remote dependency (an archive may be a library, or carry one; without
+/// opening it we assume it does, which only ever makes batches smaller).
+pub fn libraries_of(repo: &Repo, graph: &crate::graph::ChartGraph, index: usize) -> BTreeMap<String, String> {
+    let mut libs = BTreeMap::new();
+    for d in graph.with_dependencies(&[index].into_iter().collect()) {
+        let chart = &repo.charts[d];
+        if d != index && chart.kind == ChartKind::Library {
+            libs.insert(chart.name.clone(), chart.version.to_string());
+        }
+        for dep in chart.meta.dependencies.iter().filter(|dep| dep.remote_repository().is_some()) {
+            libs.insert(dep.name.clone(), dep.version.clone().unwrap_or_default());
+        }
+    }
+    libs
+}
+

@@ -1,0 +1,135 @@
+//! `service-matrix.yaml`: the inventory of every service (the design
+//! document's Challenge 2), and the runtime dependency graph it describes.
+//!
+//! The matrix is a second graph beside the chart graph: which service calls
+//! which at run time. It is checked on its own (unknown services, cycles) and
+//! against the charts (see `consistency`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::DiGraph;
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::lint::report::{RepoCheck, Status};
+use crate::model::Repo;
+use crate::yaml;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ServiceMatrix {
+    pub services: Vec<Service>,
+}
+
+/// One service. Unknown keys are kept so the file can grow without breaking the tool.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Service {
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub workload: Option<String>,
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// None for a service that listens on no port (dispatch).
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    #[serde(default)]
+    pub env_vars: Vec<yaml_serde::Value>,
+    #[serde(default)]
+    pub chart_source: Option<String>,
+    #[serde(default)]
+    pub chart_version: Option<String>,
+    #[serde(default)]
+    pub chart: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub health: Option<String>,
+    #[serde(default)]
+    pub exposed: Option<bool>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, yaml_serde::Value>,
+}
+
+impl ServiceMatrix {
+    /// Loads the matrix; `Ok(None)` when the repository has none.
+    pub fn load(root: &Path, file: &str) -> Result<Option<ServiceMatrix>> {
+        let path = root.join(file);
+        if !path.exists() {
+            return Ok(None);
+        }
+        yaml::load(&path, file).map(Some)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Problems of the matrix on its own: duplicate names, dependencies on
+    /// services it does not list, and cycles in the runtime graph.
+    pub fn problems(&self, file: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen = BTreeMap::new();
+        for (i, service) in self.services.iter().enumerate() {
+            if let Some(first) = seen.insert(service.name.as_str(), i) {
+                problems.push(format!("{file}: service {:?} is listed twice (entries {} and {})", service.name, first + 1, i + 1));
+            }
+        }
+        let mut graph = DiGraph::<&str, ()>::new();
+        let nodes: BTreeMap<&str, _> = self.services.iter().map(|s| (s.name.as_str(), graph.add_node(s.name.as_str()))).collect();
+        for service in &self.services {
+            for dep in &service.dependencies {
+                match nodes.get(dep.as_str()) {
+                    Some(&target) => {
+                        graph.update_edge(nodes[service.name.as_str()], target, ());
+                    }
+                    None => problems.push(format!(
+                        "{file}: service {:?} depends on {:?}, which is not a service of the matrix (known: {})",
+                        service.name,
+                        dep,
+                        nodes.keys().copied().collect::<Vec<_>>().join(", ")
+                    )),
+                }
+            }
+        }
+        for component in tarjan_scc(&graph) {
+            let self_loop = component.len() == 1 && graph.find_edge(component[0], component[0]).is_some();
+            if component.len() > 1 || self_loop {
+                let mut names: Vec<&str> = component.iter().map(|n| graph[*n]).collect();
+                names.sort();
+                problems.push(format!("{file}: runtime dependency cycle: {} -> {}", names.join(" -> "), names[0]));
+            }
+        }
+        problems
+    }
+
+    /// Runtime edges (service, dependency), for graphs and policies.
+    pub fn edges(&self) -> Vec<(String, String)> {
+        self.services.iter().flat_map(|s| s.dependencies.iter().map(move |d| (s.name.clone(), d.clone()))).collect()
+    }
+}
+
+/// The repository-level checks lint runs: the matrix on its own, then the
+/// matrix against the charts.
+pub fn check(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
+    let file = ctx.config.service_matrix.clone();
+    let matrix = match ServiceMatrix::load(&ctx.root, &file) {
+        Ok(Some(matrix)) => matrix,
+        Ok(None) => return Vec::new(),
+        Err(err) => {
+            return vec![RepoCheck { check: "service-matrix".into(), file, status: Status::Failed, message: format!("{err:#}") }];
+        }
+    };
+    let mut problems = matrix.problems(&file);
+    if problems.is_empty() {
+        problems.extend(crate::consistency::check(ctx, repo, &matrix, &file));
+    }
+    let status = if problems.is_empty() { Status::Ok } else { Status::Failed };
+    vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }]
+}

@@ -1,0 +1,207 @@
+//! Staging: building each chart's dependency tree under the work folder
+//! instead of inside the repository.
+//!
+//! `helm dependency build` writes `charts/*.tgz` and rewrites `Chart.lock`
+//! (with a fresh timestamp) inside the chart folder, which dirties `git status`,
+//! and it costs one helm process per chart. Staging does the same resolution
+//! with symlinks: `<work>/stage/<chart>/` holds a link to every top-level
+//! entry of the chart's source folder except `charts/`, and its own `charts/`
+//! links to the staged folders of its `file://` dependencies and to the cached
+//! archives of its remote ones. Helm follows the links and sees exactly the
+//! tree `helm dependency build` would have made. Remote archives are pulled
+//! once into the per-user cache, keyed by where they came from and their
+//! version, and at most once per run for version ranges.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context as _, Result};
+
+use crate::context::Context;
+use crate::fsutil;
+use crate::model::{Chart, Dependency, Repo};
+use crate::tools::Tool;
+
+/// Resolves remote dependencies (through mirrors) and stages charts.
+pub struct Stager<'a> {
+    ctx: &'a Context,
+    helm: &'a Tool,
+    mirrors: BTreeMap<String, String>,
+    /// Remote archives already resolved in this run: (source, name, version) -> file.
+    pulled: Mutex<BTreeMap<(String, String, String), PathBuf>>,
+}
+
+/// Where a dependency archive is fetched from after mirrors are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The repository named in Chart.yaml.
+    pub declared: String,
+    /// The repository actually used (a mirror's, or the declared one).
+    pub effective: String,
+}
+
+impl<'a> Stager<'a> {
+    pub fn new(ctx: &'a Context, helm: &'a Tool, mirrors: BTreeMap<String, String>) -> Self {
+        Stager { ctx, helm, mirrors, pulled: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The staged folder of a chart (whether or not it was staged yet).
+    pub fn staged_dir(&self, chart: &Chart) -> PathBuf {
+        self.ctx.work_dir.join("stage").join(&chart.name)
+    }
+
+    /// Applies the longest matching mirror prefix to a repository URL.
+    pub fn source_for(&self, repository: &str) -> Source {
+        let declared = repository.trim_end_matches('/').to_string();
+        let best = self
+            .mirrors
+            .iter()
+            .filter(|(from, _)| declared == **from || declared.starts_with(&format!("{from}/")))
+            .max_by_key(|(from, _)| from.len());
+        let effective = match best {
+            Some((from, to)) => format!("{to}{}", &declared[from.len()..]),
+            None => declared.clone(),
+        };
+        Source { declared, effective }
+    }
+
+    /// Stages one chart. Its `file://` dependencies must have been staged
+    /// first (the scheduler runs charts in topological order).
+    pub fn stage(&self, repo: &Repo, chart: &Chart) -> Result<PathBuf> {
+        let staged = self.staged_dir(chart);
+        if staged.symlink_metadata().is_ok() {
+            std::fs::remove_dir_all(&staged)
+                .with_context(|| format!("cannot clear {}", staged.display()))?;
+        }
+        let charts_dir = staged.join("charts");
+        std::fs::create_dir_all(&charts_dir)
+            .with_context(|| format!("cannot create {}", charts_dir.display()))?;
+
+        for entry in std::fs::read_dir(&chart.dir)
+            .with_context(|| format!("{}: cannot list the chart folder", chart.rel))?
+        {
+            let entry = entry?;
+            let name = entry.file_name();
+            // `charts/` is rebuilt below; Chart.lock is only read by `helm
+            // dependency build`, which staging replaces.
+            if name == "charts" || name == "Chart.lock" || name == "tmpcharts" {
+                continue;
+            }
+            fsutil::symlink_force(&entry.path(), &staged.join(&name))?;
+        }
+
+        let vendored = chart.dir.join("charts");
+        for dep in &chart.meta.dependencies {
+            if let Some(path) = dep.file_path() {
+                let target = chart.dir.join(path);
+                let dep_chart = repo
+                    .charts
+                    .iter()
+                    .find(|c| c.dir.canonicalize().ok() == target.canonicalize().ok())
+                    .with_context(|| {
+                        format!("{}/Chart.yaml: dependency {:?} is not a chart of the repository", chart.rel, dep.name)
+                    })?;
+                fsutil::symlink_force(&self.staged_dir(dep_chart), &charts_dir.join(&dep_chart.name))?;
+            } else if let Some(repository) = dep.remote_repository() {
+                let version = dep.version.clone().unwrap_or_default();
+                let archive_name = format!("{}-{}.tgz", dep.name, version);
+                let archive = if vendored.join(&archive_name).is_file() {
+                    // A vendored archive of exactly this version wins: no network.
+                    vendored.join(&archive_name)
+                } else {
+                    self.fetch(chart, dep, repository)?
+                };
+                fsutil::symlink_force(&archive, &charts_dir.join(archive.file_name().unwrap_or_default()))?;
+            }
+        }
+        Ok(staged)
+    }
+
+    /// Pulls a remote dependency into the per-user cache (or finds it there).
+    fn fetch(&self, chart: &Chart, dep: &Dependency, repository: &str) -> Result<PathBuf> {
+        let version = dep.version.clone().unwrap_or_default();
+        let source = self.source_for(repository);
+        let key = (source.effective.clone(), dep.name.clone(), version.clone());
+        if let Some(path) = self.pulled.lock().ok().and_then(|p| p.get(&key).cloned()) {
+            return Ok(path);
+        }
+        let exact = semver::Version::parse(version.trim_start_matches('v')).is_ok();
+        let folder = self.ctx.cache_dir.join("charts").join(fsutil::sha256_hex(source.effective.as_bytes())[..16].to_string());
+        let cached = folder.join(format!("{}-{}.tgz", dep.name, version.trim_start_matches('v')));
+        if exact && cached.is_file() {
+            self.remember(key, &cached);
+            return Ok(cached);
+        }
+        std::fs::create_dir_all(&folder)?;
+        let temp = tempfile::tempdir_in(&folder)?;
+        let out = temp.path().to_path_buf();
+        let helm = &self.helm.path;
+        let sh = xshell::Shell::new()?;
+        let name = &dep.name;
+        let effective = &source.effective;
+        let finished = if let Some(rest) = effective.strip_prefix("oci://") {
+            let reference = format!("oci://{rest}/{name}");
+            let plain_http = is_loopback(rest).then_some("--plain-http");
+            crate::process::run(
+                xshell::cmd!(sh, "{helm} pull {reference} --version {version} --destination {out} {plain_http...}"),
+                None,
+            )?
+        } else {
+            crate::process::run(
+                xshell::cmd!(sh, "{helm} pull {name} --repo {effective} --version {version} --destination {out}"),
+                None,
+            )?
+        };
+        if !finished.success {
+            let via = if source.effective != source.declared {
+                format!(" (mirror of {})", source.declared)
+            } else {
+                String::new()
+            };
+            anyhow::bail!(
+                "{}/Chart.yaml: cannot fetch dependency {name} {version} from {effective}{via}:\n{}\nhint: if this machine cannot reach that repository, pass --mirror {}=<reachable OCI registry or chart repository> (or set [mirrors] in xtask.toml)",
+                chart.rel,
+                strip_registry_noise(&finished.combined()),
+                source.declared
+            );
+        }
+        let pulled = std::fs::read_dir(&out)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+            .with_context(|| format!("helm pull of {name} {version} from {effective} wrote no archive"))?;
+        let final_path = if exact {
+            cached.clone()
+        } else {
+            folder.join(pulled.file_name().unwrap_or_default())
+        };
+        std::fs::rename(&pulled, &final_path)
+            .with_context(|| format!("cannot move the pulled archive to {}", final_path.display()))?;
+        self.remember(key, &final_path);
+        Ok(final_path)
+    }
+
+    fn remember(&self, key: (String, String, String), path: &Path) {
+        if let Ok(mut pulled) = self.pulled.lock() {
+            pulled.insert(key, path.to_path_buf());
+        }
+    }
+}
+
+/// Registries on the loopback interface are spoken to over plain HTTP (a test
+/// registry or a local mirror started by `cargo xtask mirror`).
+pub fn is_loopback(host_and_path: &str) -> bool {
+    let host = host_and_path.split('/').next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
+/// Helm 4 prints registry chatter ("Pulled:", "Digest:") that is not part of
+/// an error; drop it from messages.
+pub fn strip_registry_noise(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("Pulled:") && !l.starts_with("Digest:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
