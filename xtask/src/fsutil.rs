@@ -46,3 +46,15 @@ pub fn symlink_force(target: &Path, link: &Path) -> Result<()> {
     std::os::unix::fs::symlink(target, link)
         .with_context(|| format!("cannot link {} -> {}", link.display(), target.display()))
 }
+
+/// Creates `dir` with a `.gitignore` that ignores everything in it, so build
+/// output in a repository that does not ignore `target/` still leaves
+/// `git status` clean (cargo does the same for its own target folder).
+pub fn ignore_folder(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let marker = dir.join(".gitignore");
+    if !marker.exists() {
+        write_atomic(&marker, b"# build output of cargo xtask\n*\n")?;
+    }
+    Ok(())
+}

@@ -67,9 +67,11 @@ pub fn read_text(path: &Path, shown_as: &str) -> Result<String> {
 /// Binary content (NUL bytes or invalid UTF-8) is reported with the byte
 /// offset's line and column, so the user finds the garbage.
 fn check_text(bytes: &[u8], shown_as: &str) -> Result<(), YamlError> {
-    let bad_at = match std::str::from_utf8(bytes) {
-        Ok(text) => text.find('\0'),
-        Err(err) => Some(err.valid_up_to()),
+    let nul = bytes.iter().position(|&b| b == 0);
+    let invalid = std::str::from_utf8(bytes).err().map(|err| err.valid_up_to());
+    let bad_at = match (nul, invalid) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
     if let Some(offset) = bad_at {
         let before = &bytes[..offset];

@@ -24,7 +24,7 @@ use crate::cache::{self, Cache, KeyBuilder};
 use crate::context::{Context, Format};
 use crate::exit;
 use crate::graph::ChartGraph;
-use crate::model::{ChartKind, Repo};
+use crate::model::Repo;
 use crate::stage::Stager;
 use report::{ChartResult, Progress, Report, Status, StepResult};
 
@@ -85,13 +85,18 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     }
 
     let (selected, selected_broken) = select(&args, ctx, &repo, &graph)?;
-    let order: Vec<usize> = graph.topological().into_iter().filter(|c| selected.contains(c)).collect();
+    let mut order: Vec<usize> = graph.topological().into_iter().filter(|c| selected.contains(c)).collect();
+    // Charts in a dependency cycle have no place in a topological order; they
+    // are still reported (as failed, by their graph issue).
+    let placed: BTreeSet<usize> = order.iter().copied().collect();
+    order.extend(selected.iter().copied().filter(|c| !placed.contains(c)));
     if args.dry_run {
         print_plan(&repo, &graph, &order);
         return Ok(());
     }
 
     let repository_checks = crate::matrix::check(ctx, &repo);
+    crate::fsutil::ignore_folder(&ctx.work_dir)?;
     let tools = crate::tools::ensure(ctx, &kube_versions)?;
     let stager = Stager::new(ctx, &tools.helm, mirrors);
 
@@ -111,7 +116,10 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     // Stage (dependencies first) everything the selected charts need.
     let needed = graph.with_dependencies(&selected);
     let mut stage_steps: BTreeMap<usize, StepResult> = BTreeMap::new();
-    for index in graph.topological().into_iter().filter(|c| needed.contains(c)) {
+    let mut stage_order: Vec<usize> = graph.topological().into_iter().filter(|c| needed.contains(c)).collect();
+    let staged_set: BTreeSet<usize> = stage_order.iter().copied().collect();
+    stage_order.extend(needed.iter().copied().filter(|c| !staged_set.contains(c)));
+    for index in stage_order {
         let chart = &repo.charts[index];
         let started = Instant::now();
         let broken_dep = graph.dependencies(index).into_iter().find(|d| blocked.contains_key(d) || stage_steps.get(d).is_some_and(|s| s.status == Status::Failed));
@@ -138,7 +146,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         }
     }
 
-    let progress = Progress::new(order.len() + selected_broken.len(), ctx.format == Format::Json && false);
+    let progress = Progress::new(order.len() + selected_broken.len(), false);
     let mut results: BTreeMap<usize, ChartResult> = BTreeMap::new();
     let elapsed_ms = |epoch: Instant| epoch.elapsed().as_millis() as u64;
     let mut to_check = BTreeSet::new();
@@ -359,6 +367,3 @@ fn cache_key(
     key.add("schema-locations", tools.schemas.locations.join("\n").as_bytes());
     Ok(key.finish())
 }
-
-#[allow(dead_code)]
-fn _kind(_: ChartKind) {}

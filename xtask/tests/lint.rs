@@ -1,0 +1,371 @@
+//! `cargo xtask lint` on fixture monorepos made in temporary folders, with
+//! the real helm and kubeconform: a clean repository passes; each kind of bad
+//! input fails with an error that names the file or chart, never a panic,
+//! while the charts it does not touch are still reported ok; charts run in
+//! topological order and independent charts in parallel.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use support::{describe, xtask};
+
+/// A small monorepo of our own: a library, three charts on it or not, an
+/// umbrella with two environments, and a service matrix.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+const LIB_CHART: &str = "apiVersion: v2\nname: lib\nversion: 1.0.0\ntype: library\n";
+const LIB_TEMPLATE: &str = r#"{{/* lib.configmap: a ConfigMap of .Values.data. Usage: include "lib.configmap" . */}}
+{{- define "lib.configmap" -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Chart.Name }}
+  labels:
+    app.kubernetes.io/name: {{ .Chart.Name }}
+data:
+  {{- toYaml .Values.data | nindent 2 }}
+{{- end -}}
+"#;
+
+fn app_chart(name: &str, deps: &[&str]) -> String {
+    let mut text = format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n");
+    if !deps.is_empty() {
+        text.push_str("dependencies:\n");
+        for dep in deps {
+            text.push_str(&format!("  - name: {dep}\n    version: 1.0.0\n    repository: file://../{dep}\n"));
+        }
+    }
+    text
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let fixture = Fixture { dir: tempfile::tempdir().expect("temp dir") };
+        fixture.write("charts/lib/Chart.yaml", LIB_CHART);
+        fixture.write("charts/lib/templates/_configmap.tpl", LIB_TEMPLATE);
+        for name in ["alpha", "beta"] {
+            fixture.write(&format!("charts/{name}/Chart.yaml"), &app_chart(name, &["lib"]));
+            fixture.write(&format!("charts/{name}/values.yaml"), &format!("data:\n  greeting: hello from {name}\n"));
+            fixture.write(&format!("charts/{name}/templates/configmap.yaml"), "{{ include \"lib.configmap\" . }}\n");
+        }
+        fixture.write("charts/gamma/Chart.yaml", &app_chart("gamma", &[]));
+        fixture.write("charts/gamma/values.yaml", "replicaCount: 1\n");
+        fixture.write(
+            "charts/gamma/values.schema.json",
+            r#"{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": false,
+               "properties": {"replicaCount": {"type": "integer", "minimum": 0}, "global": {"type": "object"}, "enabled": {"type": "boolean"}}}"#,
+        );
+        fixture.write("charts/gamma/templates/deployment.yaml", GAMMA_DEPLOYMENT);
+        fixture.write(
+            "helm/shop/Chart.yaml",
+            "apiVersion: v2\nname: shop\nversion: 1.0.0\ndependencies:\n  - name: alpha\n    version: 0.1.0\n    repository: file://../../charts/alpha\n  - name: beta\n    version: 0.1.0\n    repository: file://../../charts/beta\n",
+        );
+        fixture.write("helm/shop/templates/NOTES.txt", "The shop is installed as {{ .Release.Name }}.\n");
+        fixture.write("helm/shop/values.yaml", "alpha:\n  data:\n    greeting: hello from the shop\n");
+        fixture.write("helm/shop/values-dev.yaml", "beta:\n  data:\n    level: dev\n");
+        fixture.write("helm/shop/values-prod.yaml", "beta:\n  data:\n    level: prod\n");
+        fixture.write(
+            "service-matrix.yaml",
+            "services:\n  - name: alpha\n    port: null\n    dependencies: [gamma]\n  - name: beta\n    port: null\n    dependencies: []\n  - name: gamma\n    port: 8080\n    dependencies: []\n",
+        );
+        fixture
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        self.write_bytes(rel, text.as_bytes());
+    }
+
+    fn write_bytes(&self, rel: &str, bytes: &[u8]) {
+        let path = self.root().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write fixture file");
+    }
+
+    /// Runs `xtask --format json --root <fixture> lint <args>`.
+    fn lint(&self, args: &[&str]) -> (Output, Report) {
+        let output = xtask()
+            .args(["--format", "json", "--root"])
+            .arg(self.root())
+            .arg("lint")
+            .args(args)
+            .output()
+            .expect("run xtask");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "xtask panicked: {}", describe(&output));
+        let report = Report::parse(&output);
+        (output, report)
+    }
+}
+
+const GAMMA_DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: gamma
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels: {app: gamma}
+  template:
+    metadata:
+      labels: {app: gamma}
+    spec:
+      containers:
+        - name: gamma
+          image: "registry.invalid/gamma:1.0.0"
+"#;
+
+/// The JSON report, indexed by chart name.
+struct Report {
+    json: Value,
+    charts: BTreeMap<String, Value>,
+}
+
+impl Report {
+    fn parse(output: &Output) -> Report {
+        let json: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not one JSON document ({err}): {}", describe(output)));
+        let charts = json["charts"]
+            .as_array()
+            .expect("charts array")
+            .iter()
+            .map(|c| (c["name"].as_str().expect("name").to_string(), c.clone()))
+            .collect();
+        Report { json, charts }
+    }
+
+    fn status(&self, chart: &str) -> &str {
+        self.charts.get(chart).and_then(|c| c["status"].as_str()).unwrap_or("absent")
+    }
+
+    /// Every failed step's message of a chart, joined.
+    fn failures(&self, chart: &str) -> String {
+        self.charts[chart]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter(|s| s["status"] == "failed")
+            .map(|s| format!("[{}] {}", s["step"].as_str().unwrap_or(""), s["message"].as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn ms(&self, chart: &str, field: &str) -> u64 {
+        self.charts[chart][field].as_u64().expect("timestamp")
+    }
+}
+
+fn exit_code(output: &Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+/// Asserts that exactly `failed` failed and every other chart of the fixture is ok.
+fn assert_only_failed(report: &Report, output: &Output, failed: &[&str]) {
+    assert_eq!(exit_code(output), 1, "{}", describe(output));
+    for name in ["lib", "alpha", "beta", "gamma", "shop"] {
+        let expected = if failed.contains(&name) { "failed" } else { "ok" };
+        assert_eq!(report.status(name), expected, "chart {name}: {}", describe(output));
+    }
+}
+
+#[test]
+fn clean_repository_passes_every_step() {
+    let fixture = Fixture::new();
+    let (output, report) = fixture.lint(&["--no-cache"]);
+    assert_eq!(exit_code(&output), 0, "{}", describe(&output));
+    for name in ["lib", "alpha", "beta", "gamma", "shop"] {
+        assert_eq!(report.status(name), "ok", "{name}");
+    }
+    // The umbrella is checked in each environment, for both Kubernetes versions.
+    let shop_steps = report.charts["shop"]["steps"].as_array().expect("steps");
+    for env in ["dev", "prod"] {
+        for step in ["lint", "render", "validate"] {
+            assert!(
+                shop_steps.iter().any(|s| s["step"] == step && s["env"] == env),
+                "shop has no {step} step for {env}: {shop_steps:?}"
+            );
+        }
+    }
+    assert!(report.json["processes"].as_u64().expect("processes") > 0);
+    // The rendered umbrella carries its environment's values.
+    let rendered = std::fs::read_to_string(fixture.root().join("target/xtask/rendered/1.37.0/shop/prod.yaml")).expect("rendered");
+    assert!(rendered.contains("level: prod") && rendered.contains("hello from the shop"), "{rendered}");
+}
+
+#[test]
+fn broken_template_syntax_fails_that_chart_and_its_dependents_only() {
+    let fixture = Fixture::new();
+    fixture.write("charts/beta/templates/broken.yaml", "{{ .Values.data.greeting | quote }\n");
+    let (output, report) = fixture.lint(&["--no-cache"]);
+    assert_only_failed(&report, &output, &["beta", "shop"]);
+    assert!(report.failures("beta").contains("broken.yaml"), "{}", report.failures("beta"));
+}
+
+#[test]
+fn chart_yaml_that_is_not_yaml_is_located() {
+    let fixture = Fixture::new();
+    fixture.write("charts/gamma/Chart.yaml", "apiVersion: v2\nname: gamma\nversion: [0.1.0\n");
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["gamma"]);
+    let message = report.failures("gamma");
+    assert!(message.contains("charts/gamma/Chart.yaml:"), "{message}");
+    assert!(message.split("Chart.yaml:").nth(1).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())), "no line number: {message}");
+}
+
+#[test]
+fn chart_yaml_without_version_is_named() {
+    let fixture = Fixture::new();
+    fixture.write("charts/gamma/Chart.yaml", "apiVersion: v2\nname: gamma\n");
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["gamma"]);
+    assert!(report.failures("gamma").contains("charts/gamma/Chart.yaml") && report.failures("gamma").contains("`version`"));
+}
+
+#[test]
+fn dependency_cycle_names_every_chart_in_it() {
+    let fixture = Fixture::new();
+    fixture.write("charts/alpha/Chart.yaml", &app_chart("alpha", &["lib", "beta"]));
+    fixture.write("charts/beta/Chart.yaml", &app_chart("beta", &["lib", "alpha"]));
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["alpha", "beta", "shop"]);
+    for chart in ["alpha", "beta"] {
+        assert!(report.failures(chart).contains("dependency cycle: alpha -> beta -> alpha"), "{}", report.failures(chart));
+    }
+}
+
+#[test]
+fn missing_file_dependency_names_chart_and_path() {
+    let fixture = Fixture::new();
+    fixture.write("charts/gamma/Chart.yaml", "apiVersion: v2\nname: gamma\nversion: 0.1.0\ndependencies:\n  - name: nope\n    version: 1.0.0\n    repository: file://../nope\n");
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["gamma"]);
+    let message = report.failures("gamma");
+    assert!(message.contains("charts/gamma/Chart.yaml") && message.contains("file://../nope"), "{message}");
+}
+
+#[test]
+fn values_breaking_the_schema_name_the_key() {
+    let fixture = Fixture::new();
+    fixture.write("charts/gamma/values.yaml", "replicaCount: three\n");
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["gamma"]);
+    assert!(report.failures("gamma").contains("replicaCount"), "{}", report.failures("gamma"));
+}
+
+#[test]
+fn manifest_kubeconform_rejects_is_reported_by_validate() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "charts/gamma/templates/deployment.yaml",
+        &GAMMA_DEPLOYMENT.replace("          image:", "          imagePullPolcy: Always\n          image:"),
+    );
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["gamma"]);
+    let message = report.failures("gamma");
+    assert!(message.contains("[validate]") && message.contains("imagePullPolcy"), "{message}");
+}
+
+#[test]
+fn matrix_dependency_on_unknown_service_names_the_file() {
+    let fixture = Fixture::new();
+    fixture.write("service-matrix.yaml", "services:\n  - name: alpha\n    dependencies: [ghost]\n");
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &[]);
+    let checks = report.json["repository"].as_array().expect("repository checks");
+    let failed: Vec<&Value> = checks.iter().filter(|c| c["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{checks:?}");
+    let message = failed[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("service-matrix.yaml") && message.contains("\"ghost\""), "{message}");
+}
+
+#[test]
+fn binary_garbage_in_values_is_located() {
+    let fixture = Fixture::new();
+    fixture.write_bytes("charts/gamma/values.yaml", b"replicaCount: 1\nnoise: \x00\xff\xfe\x01\n");
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["gamma"]);
+    let message = report.failures("gamma");
+    assert!(message.contains("charts/gamma/values.yaml:2:8") && message.contains("binary"), "{message}");
+}
+
+#[test]
+fn yaml_alias_bomb_is_rejected_without_expanding() {
+    let fixture = Fixture::new();
+    let mut bomb = String::from("replicaCount: 1\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    fixture.write("charts/gamma/values.yaml", &bomb);
+    let (output, report) = fixture.lint(&[]);
+    assert_only_failed(&report, &output, &["gamma"]);
+    let message = report.failures("gamma");
+    assert!(message.contains("charts/gamma/values.yaml") && message.contains("repetition limit"), "{message}");
+}
+
+#[test]
+fn dependents_start_after_dependencies_and_independent_charts_overlap() {
+    let fixture = Fixture::new();
+    let (output, report) = fixture.lint(&["--no-cache", "--jobs", "2"]);
+    assert_eq!(exit_code(&output), 0, "{}", describe(&output));
+    for (dependent, dependency) in [("alpha", "lib"), ("beta", "lib"), ("shop", "alpha"), ("shop", "beta")] {
+        assert!(
+            report.ms(dependent, "started_ms") >= report.ms(dependency, "finished_ms"),
+            "{dependent} started at {} before {dependency} finished at {}",
+            report.ms(dependent, "started_ms"),
+            report.ms(dependency, "finished_ms")
+        );
+    }
+    // lib and gamma are ready together and two workers are free: they run in
+    // separate batches at the same time.
+    assert_ne!(report.charts["lib"]["batch"], report.charts["gamma"]["batch"]);
+    assert!(report.ms("gamma", "started_ms") < report.ms("lib", "finished_ms"), "gamma did not overlap lib");
+    assert!(report.ms("lib", "started_ms") < report.ms("gamma", "finished_ms"), "lib did not overlap gamma");
+}
+
+#[test]
+fn lint_leaves_git_status_clean_and_a_second_run_is_cached() {
+    let fixture = Fixture::new();
+    let git = |args: &[&str]| {
+        support::run_ok(std::process::Command::new("git").args(args).current_dir(fixture.root()))
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "fixture"]);
+    let (output, _) = fixture.lint(&[]);
+    assert_eq!(exit_code(&output), 0, "{}", describe(&output));
+    let status = git(&["status", "--porcelain", "--ignored=no"]);
+    assert!(status.stdout.is_empty(), "lint dirtied the checkout:\n{}", String::from_utf8_lossy(&status.stdout));
+
+    let (output, report) = fixture.lint(&[]);
+    assert_eq!(exit_code(&output), 0);
+    for name in ["alpha", "beta", "gamma", "shop", "lib"] {
+        assert_eq!(report.status(name), "cached", "{name}");
+        assert!(report.charts[name]["cache_key"].as_str().is_some_and(|k| k.len() == 64));
+    }
+    assert_eq!(report.json["processes"], 0, "a warm run starts no process");
+}
+
+#[test]
+fn unknown_chart_and_bad_kube_version_are_usage_errors() {
+    let fixture = Fixture::new();
+    let (output, _) = run_plain(&fixture, &["lint", "--chart", "nope"]);
+    assert_eq!(exit_code(&output), 2, "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--chart nope: no such chart"));
+    let (output, _) = run_plain(&fixture, &["lint", "--kube-version", "1.37"]);
+    assert_eq!(exit_code(&output), 2, "{}", describe(&output));
+}
+
+fn run_plain(fixture: &Fixture, args: &[&str]) -> (Output, PathBuf) {
+    let output = xtask().arg("--root").arg(fixture.root()).args(args).output().expect("run xtask");
+    (output, fixture.root().to_path_buf())
+}
