@@ -257,6 +257,22 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         });
     }
 
+    // Tools saw the staged copies; people should see their own folders.
+    let staged: Vec<(String, String)> = repo
+        .charts
+        .iter()
+        .map(|c| (stager.staged_dir(c).display().to_string(), c.rel.clone()))
+        .collect();
+    for chart in &mut charts {
+        for step in &mut chart.steps {
+            for (from, to) in &staged {
+                if step.message.contains(from.as_str()) {
+                    step.message = step.message.replace(from.as_str(), to);
+                }
+            }
+        }
+    }
+
     let ok = charts.iter().all(|c| c.status != Status::Failed) && repository_checks.iter().all(|c| c.status != Status::Failed);
     let report = Report { charts, repository: repository_checks, processes: crate::process::started(), duration_ms: elapsed_ms(epoch), ok };
     if ctx.format == Format::Json {

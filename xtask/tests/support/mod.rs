@@ -1,0 +1,267 @@
+//! Helpers shared by the integration tests: run the built `xtask`, and get
+//! the pinned tools through `xtask tools` itself (installed on first use,
+//! never skipped). Use with `mod support;` at the top of a test file.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root: the repository the xtask checks by default.
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The built `xtask` binary, run in the repository root. Developer overrides
+/// of the tools (`XTASK_HELM`, ...) are removed so tests see the pins;
+/// `XTASK_CACHE_DIR` is kept, so all tests share one warm cache.
+pub fn xtask() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.current_dir(repo_root());
+    for var in [
+        "XTASK_HELM",
+        "XTASK_KUBECONFORM",
+        "XTASK_REGISTRY",
+        "XTASK_DOWNLOAD_BASE",
+        "XTASK_KUBERNETES_VALIDATE_WHEEL",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// Exit code, stdout and stderr of a finished command, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs a command and panics with its output unless it succeeds.
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        describe(&output)
+    );
+    output
+}
+
+/// The pinned tools as `cargo xtask tools` reports them.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub helm: PathBuf,
+    pub kubeconform: PathBuf,
+    /// Kubernetes versions the schemas were prepared for (X.Y.Z).
+    pub kube_versions: Vec<String>,
+    /// kubeconform's `-schema-location` for the built-in kinds (use with `-strict`).
+    pub schema_location: String,
+}
+
+/// Runs `xtask tools` once per test binary, in the shared per-user cache,
+/// and returns what it printed. Panics (failing the test) if the tools
+/// cannot be provided: a missing tool is a failure, never a skip.
+pub fn toolset() -> &'static Tools {
+    static TOOLS: OnceLock<Tools> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let output = run_ok(xtask().arg("tools"));
+        parse_tools(&String::from_utf8_lossy(&output.stdout))
+    })
+}
+
+/// Parses `name<TAB>version<TAB>value` lines.
+pub fn parse_tools(stdout: &str) -> Tools {
+    let (mut helm, mut kubeconform, mut location) = (None, None, None);
+    let mut kube_versions = Vec::new();
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [name, version, value] = fields[..] else {
+            panic!("not a name<TAB>version<TAB>value line: {line:?}");
+        };
+        match name {
+            "helm" => helm = Some(PathBuf::from(value)),
+            "kubeconform" => kubeconform = Some(PathBuf::from(value)),
+            "kubeconform-schemas" => {
+                kube_versions.push(version.to_string());
+                location = Some(value.to_string());
+            }
+            _ => {}
+        }
+    }
+    Tools {
+        helm: helm.unwrap_or_else(|| panic!("no helm line in:\n{stdout}")),
+        kubeconform: kubeconform.unwrap_or_else(|| panic!("no kubeconform line in:\n{stdout}")),
+        kube_versions,
+        schema_location: location
+            .unwrap_or_else(|| panic!("no kubeconform-schemas line in:\n{stdout}")),
+    }
+}
+
+/// A tool's pinned version, read from `xtask/src/tools/pins.toml` so tests
+/// follow an upgrade without edits.
+pub fn pinned(tool: &str) -> String {
+    let pins = include_str!("../../src/tools/pins.toml");
+    let header = format!("[{tool}]");
+    let mut in_table = false;
+    for line in pins.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_table = line == header;
+        } else if in_table {
+            if let Some(value) = line.strip_prefix("version = ") {
+                return value.trim_matches('"').to_string();
+            }
+        }
+    }
+    panic!("no version for [{tool}] in pins.toml")
+}
+
+/// The pinned CNCF distribution registry binary, as `xtask tools registry`
+/// reports it (built on first use, never skipped). Added by the package
+/// engineer for `tests/package.rs` and `tests/mirror.rs`.
+pub fn registry_binary() -> &'static PathBuf {
+    static REGISTRY: OnceLock<PathBuf> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let output = run_ok(xtask().args(["tools", "registry"]));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("registry\t"))
+            .and_then(|rest| rest.split('\t').nth(1))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("no registry line in `xtask tools registry`:\n{stdout}"))
+    })
+}
+
+/// A real distribution registry on a free loopback port with temporary
+/// storage, started by the test itself; killed when dropped. Plain HTTP, so
+/// pass `--plain-http` to helm and `package --publish`.
+pub struct TestRegistry {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    pub fn start() -> TestRegistry {
+        let binary = registry_binary();
+        let dir = tempfile::tempdir().expect("temp dir for the registry");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {:?}\nhttp:\n  addr: {host:?}\n",
+                dir.path().join("storage").display().to_string()
+            ),
+        )
+        .expect("write registry config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        let registry = TestRegistry {
+            child,
+            host,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !registry.answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the registry on {} never answered; its log:\n{}",
+                registry.host,
+                std::fs::read_to_string(registry._dir.path().join("registry.log"))
+                    .unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        registry
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.host) else {
+            return false;
+        };
+        let request = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.host);
+        let mut head = [0u8; 16];
+        // Go answers an HTTP/1.0 request with `HTTP/1.0 200 OK`.
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream
+                .read(&mut head)
+                .is_ok_and(|n| n >= 12 && head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200")
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cargo xtask mirror start --port 0` with its state in `work_dir`
+/// (`XTASK_WORK_DIR`): the Bitnami stand-ins served from a registry on
+/// loopback. `flag` is what `mirror start` printed (`--mirror FROM=TO`);
+/// dropping the value runs `mirror stop`. Added by the package engineer;
+/// other tests that need the umbrella's Bitnami dependencies can use it.
+pub struct Mirror {
+    pub flag: String,
+    pub work_dir: PathBuf,
+}
+
+impl Mirror {
+    pub fn start(work_dir: &Path) -> Mirror {
+        let output = run_ok(
+            xtask()
+                .env("XTASK_WORK_DIR", work_dir)
+                .args(["mirror", "start", "--port", "0"]),
+        );
+        let flag = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        assert!(
+            flag.starts_with("--mirror oci://registry-1.docker.io/bitnamicharts=oci://127.0.0.1:"),
+            "{flag}"
+        );
+        Mirror {
+            flag,
+            work_dir: work_dir.to_path_buf(),
+        }
+    }
+
+    /// The `FROM=TO` value without `--mirror `.
+    pub fn value(&self) -> &str {
+        self.flag.trim_start_matches("--mirror ").trim()
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = xtask()
+            .env("XTASK_WORK_DIR", &self.work_dir)
+            .args(["mirror", "stop"])
+            .output();
+    }
+}
