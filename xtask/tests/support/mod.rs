@@ -45,14 +45,8 @@ pub fn describe(output: &Output) -> String {
 
 /// Runs a command and panics with its output unless it succeeds.
 pub fn run_ok(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        describe(&output)
-    );
+    let output = command.output().unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(output.status.success(), "{command:?} failed: {}", describe(&output));
     output
 }
 
@@ -101,8 +95,7 @@ pub fn parse_tools(stdout: &str) -> Tools {
         helm: helm.unwrap_or_else(|| panic!("no helm line in:\n{stdout}")),
         kubeconform: kubeconform.unwrap_or_else(|| panic!("no kubeconform line in:\n{stdout}")),
         kube_versions,
-        schema_location: location
-            .unwrap_or_else(|| panic!("no kubeconform-schemas line in:\n{stdout}")),
+        schema_location: location.unwrap_or_else(|| panic!("no kubeconform-schemas line in:\n{stdout}")),
     }
 }
 
@@ -177,19 +170,14 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
-        let registry = TestRegistry {
-            child,
-            host,
-            _dir: dir,
-        };
+        let registry = TestRegistry { child, host, _dir: dir };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while !registry.answers() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the registry on {} never answered; its log:\n{}",
                 registry.host,
-                std::fs::read_to_string(registry._dir.path().join("registry.log"))
-                    .unwrap_or_default()
+                std::fs::read_to_string(registry._dir.path().join("registry.log")).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -210,9 +198,7 @@ impl TestRegistry {
         let mut head = [0u8; 16];
         // Go answers an HTTP/1.0 request with `HTTP/1.0 200 OK`.
         stream.write_all(request.as_bytes()).is_ok()
-            && stream
-                .read(&mut head)
-                .is_ok_and(|n| n >= 12 && head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200")
+            && stream.read(&mut head).is_ok_and(|n| n >= 12 && head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200")
     }
 }
 
@@ -223,32 +209,42 @@ impl Drop for TestRegistry {
     }
 }
 
-/// `cargo xtask mirror start --port 0` with its state in `work_dir`
-/// (`XTASK_WORK_DIR`): the Bitnami stand-ins served from a registry on
-/// loopback. `flag` is what `mirror start` printed (`--mirror FROM=TO`);
-/// dropping the value runs `mirror stop`. Added by the package engineer;
-/// other tests that need the umbrella's Bitnami dependencies can use it.
+/// The Bitnami stand-ins served from a registry on loopback by
+/// `cargo xtask mirror serve`, a child process that lives until its stdin
+/// closes. `flag` is what it printed (`--mirror FROM=TO`). Dropping the value
+/// closes stdin and waits; and because the OS closes the pipe when the test
+/// process ends, the registry also goes away when the value is never dropped
+/// (kept in a `static`, which Rust never drops) or the test is killed.
+/// `work_dir` is the `XTASK_WORK_DIR` the server runs with. Added by the
+/// package engineer; any test that needs the umbrella's Bitnami dependencies
+/// can use it.
 pub struct Mirror {
     pub flag: String,
     pub work_dir: PathBuf,
+    child: std::process::Child,
 }
 
 impl Mirror {
     pub fn start(work_dir: &Path) -> Mirror {
-        let output = run_ok(
-            xtask()
-                .env("XTASK_WORK_DIR", work_dir)
-                .args(["mirror", "start", "--port", "0"]),
-        );
-        let flag = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        assert!(
-            flag.starts_with("--mirror oci://registry-1.docker.io/bitnamicharts=oci://127.0.0.1:"),
-            "{flag}"
-        );
-        Mirror {
-            flag,
-            work_dir: work_dir.to_path_buf(),
+        use std::io::BufRead;
+        let mut child = xtask()
+            .env("XTASK_WORK_DIR", work_dir)
+            .args(["mirror", "serve"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start `xtask mirror serve`");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let flag = line.trim().to_string();
+        if !flag.starts_with("--mirror oci://registry-1.docker.io/bitnamicharts=oci://127.0.0.1:") {
+            drop(child.stdin.take());
+            let output = child.wait_with_output().expect("wait for `xtask mirror serve`");
+            panic!("`xtask mirror serve` printed {flag:?}: {}", describe(&output));
         }
+        Mirror { flag, work_dir: work_dir.to_path_buf(), child }
     }
 
     /// The `FROM=TO` value without `--mirror `.
@@ -259,9 +255,8 @@ impl Mirror {
 
 impl Drop for Mirror {
     fn drop(&mut self) {
-        let _ = xtask()
-            .env("XTASK_WORK_DIR", &self.work_dir)
-            .args(["mirror", "stop"])
-            .output();
+        // End of input is the server's signal to stop its registry and exit.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }

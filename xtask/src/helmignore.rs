@@ -1,0 +1,313 @@
+//! `.helmignore`: which files of a chart folder Helm leaves out of the chart.
+//!
+//! A change to a file that Helm never loads cannot change the chart, so the
+//! affected-set computation and the lint cache skip such files. That is only
+//! safe if we decide exactly as Helm does, so this is a port of Helm 4's
+//! `pkg/ignore/rules.go` and of Go's `path/filepath.Match`, including their
+//! surprises, rather than a gitignore matcher (`globset`, `ignore`), whose
+//! rules differ:
+//! - a pattern without `/` is matched against the base name only; one with
+//!   `/` against the whole path relative to the chart, where `*` and `?`
+//!   never cross a `/`, and a leading `/` is stripped;
+//! - `**` is refused (Helm fails to load the chart);
+//! - a trailing `/` makes a rule apply to folders only;
+//! - rules are tried in order and the first match decides; a negated rule
+//!   (`!pattern`) does not re-include: it *ignores* every path it does not
+//!   match and lets the next rules decide for paths it does match;
+//! - `templates/.?*` (hidden files under `templates/`) is always appended;
+//! - Helm walks the folder and skips an ignored folder whole, so a file is
+//!   left out when it or any folder above it is ignored.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+/// The file name Helm reads at the top of a chart folder.
+pub const FILE_NAME: &str = ".helmignore";
+
+/// The rules of one chart's `.helmignore` plus Helm's default rule.
+#[derive(Debug, Clone)]
+pub struct HelmIgnore {
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    pattern: Glob,
+    negate: bool,
+    dir_only: bool,
+    /// Matched against the base name only (the pattern has no `/`).
+    base_name: bool,
+}
+
+impl HelmIgnore {
+    /// The rules of `<chart_dir>/.helmignore`. A file Helm could not parse
+    /// (it would then refuse to load the chart, which lint reports) gives
+    /// rules that ignore nothing: every file then counts as part of the
+    /// chart, which can only make an affected set larger, never smaller.
+    pub fn load(chart_dir: &Path) -> HelmIgnore {
+        Self::try_load(chart_dir).unwrap_or_else(|_| Self::parse("").expect("the default rule parses"))
+    }
+
+    /// Like [`HelmIgnore::load`], but a malformed file is an error naming the
+    /// line.
+    pub fn try_load(chart_dir: &Path) -> Result<HelmIgnore> {
+        let path = chart_dir.join(FILE_NAME);
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => anyhow::bail!("{}: cannot read file: {err}", path.display()),
+        };
+        Self::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
+    }
+
+    /// Parses the text of a `.helmignore` file.
+    pub fn parse(text: &str) -> Result<HelmIgnore> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut rules = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if let Some(rule) = parse_rule(line).map_err(|err| anyhow::anyhow!("line {}: {err}", index + 1))? {
+                rules.push(rule);
+            }
+        }
+        // Helm's `AddDefaults`: hidden files in templates/ are never templates.
+        rules.push(parse_rule("templates/.?*")?.expect("the default rule is not blank"));
+        Ok(HelmIgnore { rules })
+    }
+
+    /// Whether Helm leaves `rel` (a path relative to the chart folder, with
+    /// `/` separators) out of the chart: it, or a folder above it, is ignored.
+    pub fn is_ignored(&self, rel: &str, is_dir: bool) -> bool {
+        let rel = rel.trim_start_matches("./").trim_end_matches('/');
+        let mut end = 0;
+        // Each folder above the path, as Helm's walk meets it.
+        while let Some(slash) = rel[end..].find('/') {
+            end += slash;
+            if self.ignores_one(&rel[..end], true) {
+                return true;
+            }
+            end += 1;
+        }
+        self.ignores_one(rel, is_dir)
+    }
+
+    /// Helm's `Rules.Ignore` for one path, without looking at its folders.
+    fn ignores_one(&self, path: &str, is_dir: bool) -> bool {
+        if path.is_empty() || path == "." {
+            return false;
+        }
+        for rule in &self.rules {
+            let subject = if rule.base_name { path.rsplit('/').next().unwrap_or(path) } else { path };
+            if rule.negate {
+                if rule.dir_only && !is_dir {
+                    return true;
+                }
+                if !rule.pattern.matches(subject) {
+                    return true;
+                }
+                continue;
+            }
+            if rule.dir_only && !is_dir {
+                continue;
+            }
+            if rule.pattern.matches(subject) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Helm's `parseRule`: `None` for blank lines and comments.
+fn parse_rule(line: &str) -> Result<Option<Rule>> {
+    let rule = line.trim();
+    if rule.is_empty() || rule.starts_with('#') {
+        return Ok(None);
+    }
+    if rule.contains("**") {
+        anyhow::bail!("{rule:?}: double-star (**) syntax is not supported by Helm");
+    }
+    // Helm validates the raw rule, `!` and trailing `/` included.
+    Glob::compile(rule).map_err(|err| anyhow::anyhow!("{rule:?}: {err}"))?;
+    let (negate, rule) = match rule.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, rule),
+    };
+    let (dir_only, rule) = match rule.strip_suffix('/') {
+        Some(rest) => (true, rest),
+        None => (false, rule),
+    };
+    let (base_name, rule) =
+        if let Some(rest) = rule.strip_prefix('/') { (false, rest) } else { (!rule.contains('/'), rule) };
+    Ok(Some(Rule { pattern: Glob::compile(rule)?, negate, dir_only, base_name }))
+}
+
+/// A compiled Go `filepath.Match` pattern (Unix separator `/`).
+#[derive(Debug, Clone)]
+struct Glob {
+    tokens: Vec<Token>,
+}
+
+#[derive(Debug, Clone)]
+enum Token {
+    Literal(char),
+    /// `?`: one character other than `/`.
+    One,
+    /// `*`: any run of characters other than `/`.
+    Star,
+    /// `[...]`: unlike `?`, a class can match `/` (as in Go).
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl Glob {
+    /// Compiles a pattern, refusing what Go reports as `ErrBadPattern`.
+    fn compile(pattern: &str) -> Result<Glob> {
+        let bad = || anyhow::anyhow!("syntax error in pattern");
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => tokens.push(Token::Star),
+                '?' => tokens.push(Token::One),
+                '\\' => tokens.push(Token::Literal(chars.next().ok_or_else(bad)?)),
+                '[' => {
+                    let negated = chars.peek() == Some(&'^');
+                    if negated {
+                        chars.next();
+                    }
+                    let mut ranges = Vec::new();
+                    loop {
+                        if chars.peek() == Some(&']') && !ranges.is_empty() {
+                            chars.next();
+                            break;
+                        }
+                        let lo = class_char(&mut chars).ok_or_else(bad)?;
+                        let hi = if chars.peek() == Some(&'-') {
+                            chars.next();
+                            class_char(&mut chars).ok_or_else(bad)?
+                        } else {
+                            lo
+                        };
+                        ranges.push((lo, hi));
+                    }
+                    tokens.push(Token::Class { negated, ranges });
+                }
+                other => tokens.push(Token::Literal(other)),
+            }
+        }
+        Ok(Glob { tokens })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        let name: Vec<char> = name.chars().collect();
+        match_from(&self.tokens, &name)
+    }
+}
+
+/// Go's `getEsc`: one character of a class; `-` and `]` must be escaped.
+fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
+    match chars.next()? {
+        '-' | ']' => None,
+        '\\' => chars.next(),
+        c => Some(c),
+    }
+}
+
+fn match_from(tokens: &[Token], name: &[char]) -> bool {
+    let Some((first, rest)) = tokens.split_first() else {
+        return name.is_empty();
+    };
+    match first {
+        Token::Star => {
+            // Try every split that does not cross a separator, shortest first.
+            let mut taken = 0;
+            loop {
+                if match_from(rest, &name[taken..]) {
+                    return true;
+                }
+                if taken == name.len() || name[taken] == '/' {
+                    return false;
+                }
+                taken += 1;
+            }
+        }
+        Token::One => !name.is_empty() && name[0] != '/' && match_from(rest, &name[1..]),
+        Token::Literal(c) => name.first() == Some(c) && match_from(rest, &name[1..]),
+        Token::Class { negated, ranges } => {
+            let Some(&c) = name.first() else { return false };
+            let inside = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+            inside != *negated && match_from(rest, &name[1..])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str) -> HelmIgnore {
+        HelmIgnore::parse(text).unwrap()
+    }
+
+    #[test]
+    fn glob_follows_go_filepath_match() {
+        let m = |p: &str, n: &str| Glob::compile(p).unwrap().matches(n);
+        assert!(m("*.txt", "a.txt"));
+        assert!(!m("*.txt", "d/a.txt"), "* never crosses /");
+        assert!(m("d/*.txt", "d/a.txt"));
+        assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "a/c"));
+        assert!(m("[a-c]x", "bx"));
+        assert!(!m("[^a-c]x", "bx"));
+        assert!(m("[^a]", "/"), "a negated class matches / as in Go");
+        assert!(m("\\*", "*"));
+        assert!(m(".*", ".git"));
+        assert!(!m("*.txt", "a.txt.bak"));
+        for bad in ["[", "[]", "[a-", "a\\", "[-a]", "[]a]"] {
+            assert!(Glob::compile(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn rules_follow_helm() {
+        let r = rules("# comment\n\n*.tmp\n.git/\n/ci/*.yaml\nsecret/\ndocs/*.md\n");
+        assert!(r.is_ignored("a.tmp", false));
+        assert!(r.is_ignored("templates/x.tmp", false), "no slash: base name only");
+        assert!(r.is_ignored(".git", true));
+        assert!(!r.is_ignored(".git", false), "trailing / means folders only");
+        assert!(r.is_ignored(".git/config", false), "a file inside an ignored folder");
+        assert!(r.is_ignored("ci/dev.yaml", false), "leading / is stripped");
+        assert!(!r.is_ignored("x/ci/dev.yaml", false));
+        assert!(r.is_ignored("secret/a/b.txt", false));
+        assert!(r.is_ignored("docs/a.md", false));
+        assert!(!r.is_ignored("docs/sub/a.md", false));
+        assert!(!r.is_ignored("values.yaml", false));
+        assert!(r.is_ignored("templates/.hidden", false), "Helm's default rule");
+        assert!(!r.is_ignored("", true));
+    }
+
+    #[test]
+    fn negation_works_as_in_helm_not_as_in_git() {
+        // In Helm a negated rule ignores every path it does NOT match.
+        let r = rules("!keep.txt\n");
+        assert!(!r.is_ignored("keep.txt", false));
+        assert!(r.is_ignored("values.yaml", false));
+        // And a folder that does not match is skipped whole.
+        assert!(r.is_ignored("templates/keep.txt", false));
+    }
+
+    #[test]
+    fn double_star_and_bad_patterns_are_refused() {
+        let err = HelmIgnore::parse("ok\n**/x\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("double-star"), "{err}");
+        assert!(HelmIgnore::parse("[a\n").is_err());
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped() {
+        assert!(rules("\u{feff}*.tmp\n").is_ignored("a.tmp", false));
+    }
+}
