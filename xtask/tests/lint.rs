@@ -13,8 +13,10 @@ use std::process::Output;
 use serde_json::Value;
 use support::{describe, xtask};
 
-/// A small monorepo of our own: a library, three charts on it or not, an
-/// umbrella with two environments, and a service matrix.
+/// A small monorepo of our own: a library, three charts on it or not, and an
+/// umbrella with two environments. It has no service matrix: the matrix
+/// checks hold charts to this repository's value contract, which these
+/// minimal charts do not follow; the matrix test writes its own.
 struct Fixture {
     dir: tempfile::TempDir,
 }
@@ -70,10 +72,6 @@ impl Fixture {
         fixture.write("helm/shop/values.yaml", "alpha:\n  data:\n    greeting: hello from the shop\n");
         fixture.write("helm/shop/values-dev.yaml", "beta:\n  data:\n    level: dev\n");
         fixture.write("helm/shop/values-prod.yaml", "beta:\n  data:\n    level: prod\n");
-        fixture.write(
-            "service-matrix.yaml",
-            "services:\n  - name: alpha\n    port: null\n    dependencies: [gamma]\n  - name: beta\n    port: null\n    dependencies: []\n  - name: gamma\n    port: 8080\n    dependencies: []\n",
-        );
         fixture
     }
 
@@ -368,4 +366,74 @@ fn unknown_chart_and_bad_kube_version_are_usage_errors() {
 fn run_plain(fixture: &Fixture, args: &[&str]) -> (Output, PathBuf) {
     let output = xtask().arg("--root").arg(fixture.root()).args(args).output().expect("run xtask");
     (output, fixture.root().to_path_buf())
+}
+
+/// Processes whose command line mentions `needle` (other than ourselves).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!("{pid}: {cmdline}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn interrupt_stops_every_child_and_leaves_nothing_half_written() {
+    let fixture = Fixture::new();
+    // Enough charts that the run is still busy when the signal comes.
+    for i in 0..40 {
+        let name = format!("svc{i:02}");
+        fixture.write(&format!("charts/{name}/Chart.yaml"), &app_chart(&name, &["lib"]));
+        fixture.write(&format!("charts/{name}/values.yaml"), "data:\n  a: b\n");
+        fixture.write(&format!("charts/{name}/templates/configmap.yaml"), "{{ include \"lib.configmap\" . }}\n");
+    }
+    let root = fixture.root().to_string_lossy().into_owned();
+    let mut child = xtask()
+        .arg("--root")
+        .arg(fixture.root())
+        .args(["lint", "--no-cache", "--no-batch", "--jobs", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start xtask");
+    // Wait until it is running tools, then interrupt it as a terminal would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while processes_mentioning(&format!("{root}/target/xtask/stage")).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "lint never started a tool");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let output = child.wait_with_output().expect("wait for xtask");
+    assert_eq!(output.status.code(), Some(130), "{}", describe(&output));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let left = processes_mentioning(&root);
+    assert!(left.is_empty(), "processes survived the interrupt: {left:?}");
+    // Renders and cache entries are written through a temporary file and a
+    // rename: no temporary file may be left, and every render is complete YAML.
+    let mut stack = vec![fixture.root().join("target/xtask")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with(".tmp"), "half-written file left: {}", path.display());
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") && path.starts_with(fixture.root().join("target/xtask/rendered")) {
+                let text = std::fs::read_to_string(&path).expect("render");
+                assert!(text.ends_with('\n') && text.contains("kind: ConfigMap"), "incomplete render {}", path.display());
+            }
+        }
+    }
 }
