@@ -119,15 +119,6 @@ impl ChartGraph {
         }
     }
 
-    pub fn node(&self, chart: usize) -> NodeIndex {
-        self.nodes[chart]
-    }
-
-    /// Charts (indices) with a graph issue.
-    pub fn broken_charts(&self, repo: &Repo) -> BTreeSet<usize> {
-        self.issues.iter().filter_map(|i| repo.index_of(&i.chart)).collect()
-    }
-
     /// Direct dependencies (repository charts) of a chart.
     pub fn dependencies(&self, chart: usize) -> Vec<usize> {
         self.graph

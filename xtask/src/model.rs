@@ -263,7 +263,7 @@ fn read_chart(root: &Path, dir: &Path, rel: &str) -> Result<Chart> {
         None => anyhow::bail!("{shown}: required field `apiVersion` is missing (use v2)"),
     }
     for dep in &meta.dependencies {
-        if dep.version.as_deref().map_or(true, |v| v.trim().is_empty()) {
+        if dep.version.as_deref().is_none_or(|v| v.trim().is_empty()) {
             anyhow::bail!("{shown}: dependency {:?} has no `version`", dep.name);
         }
     }

@@ -127,7 +127,7 @@ impl<'a> Stager<'a> {
             return Ok(path);
         }
         let exact = semver::Version::parse(version.trim_start_matches('v')).is_ok();
-        let folder = self.ctx.cache_dir.join("charts").join(fsutil::sha256_hex(source.effective.as_bytes())[..16].to_string());
+        let folder = self.ctx.cache_dir.join("charts").join(&fsutil::sha256_hex(source.effective.as_bytes())[..16]);
         let cached = folder.join(format!("{}-{}.tgz", dep.name, version.trim_start_matches('v')));
         if exact && cached.is_file() {
             self.remember(key, &cached);

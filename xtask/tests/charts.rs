@@ -230,7 +230,10 @@ fn one_init_container_waits_for_each_dependency() {
 
 /// (client, server) pairs a set of NetworkPolicies allows, read from their
 /// pod selectors on `app.kubernetes.io/name`.
-fn policy_edges(objects: &[Value]) -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+type Edges = BTreeSet<(String, String)>;
+
+/// Egress and ingress edges.
+fn policy_edges(objects: &[Value]) -> (Edges, Edges) {
     let mut egress = BTreeSet::new();
     let mut ingress = BTreeSet::new();
     let label = |selector: &Value| str_at(selector, &["matchLabels", "app.kubernetes.io/name"]).map(str::to_string);

@@ -397,7 +397,7 @@ fn interrupt_stops_every_child_and_leaves_nothing_half_written() {
         fixture.write(&format!("charts/{name}/templates/configmap.yaml"), "{{ include \"lib.configmap\" . }}\n");
     }
     let root = fixture.root().to_string_lossy().into_owned();
-    let mut child = xtask()
+    let child = xtask()
         .arg("--root")
         .arg(fixture.root())
         .args(["lint", "--no-cache", "--no-batch", "--jobs", "2"])
