@@ -57,6 +57,58 @@ pub struct Service {
     pub other: BTreeMap<String, yaml_serde::Value>,
 }
 
+impl Service {
+    /// The Service name other services dial (`host:` in the matrix), if it
+    /// has one; the name itself when the matrix does not say (the document's
+    /// original format has no `host` key).
+    pub fn host(&self) -> Option<String> {
+        match self.other.get("host") {
+            Some(yaml_serde::Value::String(host)) => Some(host.clone()),
+            Some(yaml_serde::Value::Null) => None,
+            Some(other) => crate::matrix::scalar_text(other),
+            None => Some(self.name.clone()),
+        }
+    }
+
+    /// Deployed from a third-party chart (`chart_source` other than `local`,
+    /// e.g. `bitnami`) rather than from a chart of this repository.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(self.chart_source.as_deref(), Some(source) if source != "local")
+    }
+
+    /// The environment variables the matrix lists, as (name, value): an
+    /// entry is either `NAME` or a one-key map `NAME: value`.
+    pub fn env_pairs(&self) -> Vec<(String, Option<String>)> {
+        let mut pairs = Vec::new();
+        for entry in &self.env_vars {
+            match entry {
+                yaml_serde::Value::String(name) => pairs.push((name.clone(), None)),
+                yaml_serde::Value::Mapping(map) => {
+                    for (key, value) in map {
+                        if let Some(name) = scalar_text(key) {
+                            pairs.push((name, scalar_text(value)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        pairs
+    }
+}
+
+/// A YAML scalar as text (`8080` and `"8080"` both give `8080`); None for
+/// null, maps and lists.
+pub fn scalar_text(value: &yaml_serde::Value) -> Option<String> {
+    match value {
+        yaml_serde::Value::String(s) => Some(s.clone()),
+        yaml_serde::Value::Number(n) => Some(n.to_string()),
+        yaml_serde::Value::Bool(b) => Some(b.to_string()),
+        yaml_serde::Value::Tagged(tagged) => scalar_text(&tagged.value),
+        _ => None,
+    }
+}
+
 impl ServiceMatrix {
     /// Loads the matrix; `Ok(None)` when the repository has none.
     pub fn load(root: &Path, file: &str) -> Result<Option<ServiceMatrix>> {

@@ -260,3 +260,46 @@ impl Drop for Mirror {
         let _ = self.child.wait();
     }
 }
+
+/// The actionlint version the workflow test runs (a Go module; `go install`
+/// builds it, since release downloads from GitHub are not reachable here).
+/// Added by the CI/GitOps engineer for `tests/scaling.rs`.
+pub const ACTIONLINT_VERSION: &str = "1.7.12";
+
+/// actionlint at [`ACTIONLINT_VERSION`], built once with `go install` into
+/// the per-user cache (`$XTASK_CACHE_DIR`, else `$XDG_CACHE_HOME` or
+/// `~/.cache`, under `robot-shop-xtask/tools/actionlint-<version>/`) and
+/// reused afterwards. Built in a temporary folder and renamed into place, so
+/// two test binaries never see half a binary. Panics when Go is missing: a
+/// missing tool fails the test, it is never skipped.
+pub fn actionlint() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let cache = match (std::env::var_os("XTASK_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
+            (Some(dir), _, _) => PathBuf::from(dir),
+            (None, Some(dir), _) => PathBuf::from(dir).join("robot-shop-xtask"),
+            (None, None, Some(home)) => PathBuf::from(home).join(".cache").join("robot-shop-xtask"),
+            _ => panic!("no cache folder: set XTASK_CACHE_DIR or HOME"),
+        };
+        let dir = cache.join("tools").join(format!("actionlint-{ACTIONLINT_VERSION}"));
+        let binary = dir.join("actionlint");
+        if binary.is_file() {
+            return binary;
+        }
+        std::fs::create_dir_all(&dir).unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+        let staging = tempfile::tempdir_in(&dir).expect("staging folder for go install");
+        let module = format!("github.com/rhysd/actionlint/cmd/actionlint@v{ACTIONLINT_VERSION}");
+        run_ok(
+            Command::new("go")
+                .args(["install", "-trimpath", &module])
+                .env("GOBIN", staging.path())
+                // `go install module@version` ignores any go.mod around it; run
+                // it outside the repository all the same.
+                .current_dir(&dir),
+        );
+        std::fs::rename(staging.path().join("actionlint"), &binary)
+            .unwrap_or_else(|err| panic!("cannot move actionlint into {}: {err}", binary.display()));
+        binary
+    })
+    .clone()
+}
