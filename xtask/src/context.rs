@@ -7,13 +7,34 @@ use anyhow::{Context as _, Result};
 
 use crate::config::Config;
 
-/// Output format for commands that produce data.
+/// Output format. One global flag serves every command, and each command
+/// accepts the subset that makes sense for it (`main.rs` checks): lint and
+/// the release commands take human|json, `graph` mermaid|dot, `diff`
+/// human|json|markdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// For people, on stderr.
     Human,
     /// One JSON document on stdout; people's output still goes to stderr.
     Json,
+    /// Markdown on stdout, e.g. for a pull-request comment.
+    Markdown,
+    /// A Mermaid diagram on stdout.
+    Mermaid,
+    /// A Graphviz diagram on stdout.
+    Dot,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Human => "human",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+            Format::Mermaid => "mermaid",
+            Format::Dot => "dot",
+        }
+    }
 }
 
 /// Shared by all commands; built once in `main`.

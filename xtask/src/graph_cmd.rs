@@ -28,7 +28,8 @@ pub struct Args {
     /// The diagram language. (Not `--format`: that global flag picks
     /// human or JSON output for every command, and one flag cannot take both
     /// sets of values.)
-    #[arg(long = "graph-format", value_enum, default_value = "mermaid", value_name = "FORMAT")]
+    /// Set by the global `--format mermaid|dot` (mermaid for the default `human`).
+    #[arg(skip = GraphFormat::Mermaid)]
     pub graph_format: GraphFormat,
     /// `runtime`: services and the services they call (service-matrix.yaml);
     /// `charts`: charts and the charts they depend on.
@@ -68,7 +69,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     if args.write || args.check {
         return readme(ctx, args.check);
     }
-    let text = render(ctx, args.view, args.graph_format)?;
+    let format = match ctx.format {
+        crate::context::Format::Dot => GraphFormat::Dot,
+        _ => args.graph_format,
+    };
+    let text = render(ctx, args.view, format)?;
     print!("{text}");
     Ok(())
 }

@@ -172,7 +172,7 @@ fn print_running(ctx: &Context, command: &'static str, state: &State) -> Result<
                 flag: Some(flag(state))
             })?
         ),
-        Format::Human => println!("{}", flag(state)),
+        _ => println!("{}", flag(state)),
     }
     Ok(())
 }
@@ -201,7 +201,7 @@ fn serve(ctx: &Context) -> Result<()> {
                 "{}",
                 serde_json::json!({ "command": "serve", "running": true, "host": registry.host(), "mirror": value, "flag": format!("--mirror {value}") })
             )?,
-            Format::Human => writeln!(stdout, "--mirror {value}")?,
+            _ => writeln!(stdout, "--mirror {value}")?,
         }
         stdout.flush()?;
     }

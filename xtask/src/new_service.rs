@@ -674,7 +674,6 @@ affinity: {{}}
         }
         lines.push("  chart_source: local".into());
         lines.push(format!("  chart: {}", self.chart_dir));
-        lines.push(format!("  chart_version: {FIRST_VERSION}"));
         lines
     }
 

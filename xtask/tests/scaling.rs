@@ -467,7 +467,7 @@ fn graph_draws_both_views_and_keeps_the_readme_diagram_current() {
     for edge in ["ingress --> web", "cart --> redis", "cart --> catalogue", "dispatch --> rabbitmq"] {
         assert!(runtime.contains(edge), "no {edge:?} in:\n{runtime}");
     }
-    let dot = run_ok(xtask().arg("--root").arg(repo.path()).args(["graph", "--graph-format", "dot", "--view", "charts"]));
+    let dot = run_ok(xtask().arg("--root").arg(repo.path()).args(["graph", "--format", "dot", "--view", "charts"]));
     let dot = String::from_utf8_lossy(&dot.stdout);
     for edge in ["\"robot_shop\" -> \"cart\";", "\"cart\" -> \"common\";", "\"robot_shop\" -> \"mongodb_17_0_2\" [style=dashed];"] {
         assert!(dot.contains(edge), "no {edge:?} in:\n{dot}");
