@@ -34,6 +34,10 @@ pub struct Config {
     /// The service inventory, relative to the root; absent file = no matrix checks.
     #[serde(default = "default_matrix")]
     pub service_matrix: String,
+    /// Resolve a remote dependency whose name and version match a chart of
+    /// the repository to that chart (see `inrepo.rs`); `false` pulls it.
+    #[serde(default = "default_true")]
+    pub in_repo_dependencies: bool,
 }
 
 impl Default for Config {
@@ -44,6 +48,7 @@ impl Default for Config {
             release_name: default_release_name(),
             mirrors: BTreeMap::new(),
             service_matrix: default_matrix(),
+            in_repo_dependencies: true,
         }
     }
 }
@@ -59,6 +64,10 @@ fn default_kube_versions() -> Vec<String> {
 
 fn default_release_name() -> String {
     "robot-shop".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_matrix() -> String {

@@ -58,3 +58,29 @@ pub fn ignore_folder(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Holds the work folder for one run: two runs that share a work folder
+/// would clear each other's staged charts, so the second waits (saying so)
+/// until the first is done. The lock is released when the file is dropped,
+/// also when the process dies.
+pub fn lock_folder(dir: &Path) -> Result<std::fs::File> {
+    ignore_folder(dir)?;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("waiting for another cargo xtask run that uses {}", dir.display());
+            file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    Ok(file)
+}

@@ -1,5 +1,6 @@
 //! The chart dependency graph (petgraph): an edge from each chart to every
-//! chart of the repository it depends on through `file://`.
+//! chart of the repository it depends on through `file://`, or through a
+//! registry when in-repo resolution ([`crate::inrepo`]) matched a sibling.
 //!
 //! Problems are kept per chart ([`GraphIssue`]) rather than failing the whole
 //! run, so one bad chart never hides the verdict on the others. Charts that
@@ -41,8 +42,9 @@ impl ChartGraph {
 
         for (index, chart) in repo.charts.iter().enumerate() {
             for dep in &chart.meta.dependencies {
-                let Some(path) = dep.file_path() else { continue };
-                let target = chart.dir.join(path);
+                // `file://` dependencies, and remote ones that in-repo
+                // resolution matched to a chart of the repository.
+                let Some(target) = dep.local_dir(&chart.dir) else { continue };
                 let shown = format!("{}/Chart.yaml", chart.rel);
                 if !target.join("Chart.yaml").is_file() {
                     issues.push(GraphIssue {

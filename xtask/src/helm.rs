@@ -37,6 +37,20 @@ pub struct LintVerdict {
     pub message: String,
 }
 
+/// Whether `helm lint` runs with `--strict` (the default). chart-testing
+/// lints without it unless its `helm-lint-extra-args` say so, and a
+/// repository set up for ct is linted as ct would (`ct/mod.rs` sets this
+/// once per run, before any lint starts).
+static LINT_STRICT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_lint_strict(strict: bool) {
+    LINT_STRICT.store(strict, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn lint_strict() -> bool {
+    LINT_STRICT.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// `helm lint --strict` over many chart folders in one process. Returns one
 /// verdict per path; a path helm said nothing about is missing from the map
 /// (the caller then retries it alone).
@@ -53,8 +67,9 @@ pub fn lint(
         values.push("--values".to_string());
         values.push(file.display().to_string());
     }
+    let strict = lint_strict().then_some("--strict");
     let finished = process::run(
-        xshell::cmd!(sh, "{helm_path} lint --strict --kube-version {kube_version} {values...} {paths...}"),
+        xshell::cmd!(sh, "{helm_path} lint {strict...} --kube-version {kube_version} {values...} {paths...}"),
         None,
     )?;
     Ok((finished.clone(), parse_lint(&finished.stdout, &finished.stderr, paths)))
@@ -85,7 +100,9 @@ pub fn parse_lint(stdout: &str, stderr: &str, paths: &[PathBuf]) -> BTreeMap<Pat
             .filter(|l| l.starts_with("[ERROR]") || l.starts_with("[WARNING]"))
             .cloned()
             .collect();
-        verdicts.insert(path, LintVerdict { ok: problems.is_empty(), message: problems.join("\n") });
+        // Without --strict, warnings are reported but do not fail.
+        let ok = !problems.iter().any(|l| l.starts_with("[ERROR]") || (lint_strict() && l.starts_with("[WARNING]")));
+        verdicts.insert(path, LintVerdict { ok, message: problems.join("\n") });
     }
     // With a single path, an error helm printed only on stderr (for example a
     // Chart.yaml it could not load) still belongs to that chart.
@@ -199,6 +216,77 @@ pub fn unbatch_sources(text: &str, parent: &str) -> String {
         + if text.ends_with('\n') { "\n" } else { "" }
 }
 
+/// One manifest of `helm template` output, exactly as printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The `# Source:` path, e.g. `parent/charts/a/templates/service.yaml`.
+    pub source: String,
+    /// From `# Source:` to the end of the manifest, blank lines included.
+    pub text: String,
+}
+
+/// Splits `helm template` output into its records without changing a byte:
+/// helm prints `---\n# Source: <path>\n<manifest>\n` per manifest (the
+/// manifest keeps its own trailing blank lines) and then trims the whole
+/// output and ends it with one newline. So `---\n` + every record, joined,
+/// trimmed at the end, plus `\n`, is the output again ([`join_records`]).
+pub fn records(output: &str) -> Result<Vec<Record>, String> {
+    const MARK: &str = "---\n# Source: ";
+    if output.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(mut rest) = output.strip_prefix("---\n") else {
+        return Err("the render does not start with a `# Source:` record".to_string());
+    };
+    if !rest.starts_with("# Source: ") {
+        return Err("the render does not start with a `# Source:` record".to_string());
+    }
+    let mut records = Vec::new();
+    loop {
+        let end = rest.find(&format!("\n{MARK}")).map(|i| i + 1);
+        let text = match end {
+            Some(end) => &rest[..end],
+            None => rest,
+        };
+        let source = text.strip_prefix("# Source: ").and_then(|r| r.lines().next()).unwrap_or_default().to_string();
+        records.push(Record { source, text: text.to_string() });
+        match end {
+            Some(end) => rest = &rest[end + 4..],
+            None => break,
+        }
+    }
+    Ok(records)
+}
+
+/// What `helm template` prints for these records, in this order.
+pub fn join_records<'r>(records: impl IntoIterator<Item = &'r Record>) -> String {
+    let mut text = String::new();
+    for record in records {
+        text.push_str("---\n");
+        text.push_str(&record.text);
+    }
+    let mut out = text.trim_end().to_string();
+    out.push('\n');
+    out
+}
+
+/// The output each subchart of a batched render would have had rendered on
+/// its own: its records in the batch's order (helm orders by kind, then file
+/// path, and every path of one subchart shares the prefix), with
+/// `# Source: <parent>/charts/` cut to `# Source: `. A subchart with no
+/// manifest gets what helm prints for none: a lone newline.
+pub fn unbatch(records: &[Record], parent: &str) -> BTreeMap<String, String> {
+    let prefix = format!("{parent}/charts/");
+    let mut by_chart: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    for record in records {
+        let Some(rest) = record.source.strip_prefix(&prefix) else { continue };
+        let owner = rest.split('/').next().unwrap_or_default().to_string();
+        let text = record.text.replacen(&format!("# Source: {prefix}"), "# Source: ", 1);
+        by_chart.entry(owner).or_default().push(Record { source: rest.to_string(), text });
+    }
+    by_chart.into_iter().map(|(owner, records)| (owner, join_records(&records))).collect()
+}
+
 /// Finds which subchart of a batched render a helm error is about, from the
 /// template path in the message (`parent/charts/<chart>/templates/...`).
 pub fn chart_in_error(message: &str, parent: &str) -> Option<String> {
@@ -228,6 +316,18 @@ mod tests {
         let by = split_by_chart(out, "p");
         assert_eq!(by.keys().cloned().collect::<Vec<_>>(), vec!["a", "b", "p"]);
         assert!(unbatch_sources(&by["a"], "p").contains("# Source: a/templates/s.yaml"));
+    }
+
+    #[test]
+    fn records_rejoin_to_the_exact_output() {
+        let out = "---\n# Source: p/charts/a/templates/s.yaml\nkind: Service\n\n---\n# Source: p/charts/b/templates/c.yaml\nkind: ConfigMap\n---\n# Source: p/charts/a/templates/d.yaml\nkind: Deployment\n";
+        let records = records(out).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(join_records(&records), out);
+        let alone = unbatch(&records, "p");
+        assert_eq!(alone["a"], "---\n# Source: a/templates/s.yaml\nkind: Service\n\n---\n# Source: a/templates/d.yaml\nkind: Deployment\n");
+        assert_eq!(alone["b"], "---\n# Source: b/templates/c.yaml\nkind: ConfigMap\n");
+        assert_eq!(join_records(&[]), "\n");
     }
 
     #[test]

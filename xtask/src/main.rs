@@ -5,23 +5,37 @@
 //! README's map for where each concern lives.
 
 mod affected;
+mod bench;
+mod bump;
 mod cache;
+mod ci_matrix;
 mod config;
 mod consistency;
 mod context;
+mod ct;
+mod diff;
 mod exit;
+mod explain;
 mod fsutil;
 mod git;
+mod gitops;
 mod graph;
+mod graph_cmd;
 mod helm;
 mod helmignore;
+mod inrepo;
 mod kubeconform;
 mod lint;
 mod matrix;
+mod mirror;
 mod model;
+mod new_service;
+mod package;
 mod process;
+mod registry;
 mod stage;
 mod tools;
+mod values;
 mod yaml;
 
 use std::path::PathBuf;
@@ -51,6 +65,26 @@ enum Command {
     Lint(lint::Args),
     /// Find, check and install helm, kubeconform and the offline schemas.
     Tools(tools::Args),
+    /// Package charts (each with its own version), index them, publish and tag them.
+    Package(package::Args),
+    /// Raise the versions of changed charts and of every chart that depends on them.
+    Bump(bump::Args),
+    /// Serve stand-ins for the Bitnami charts from a registry on loopback.
+    Mirror(mirror::Args),
+    /// Measure lint against the one-chart-at-a-time baseline on synthetic monorepos.
+    Bench(bench::Args),
+    /// Print the charts to check as a GitHub Actions matrix (JSON on stdout).
+    CiMatrix(ci_matrix::Args),
+    /// Generate the Argo CD app-of-apps in argocd/ from the service matrix (--check: drift check).
+    Gitops(gitops::Args),
+    /// Add a service: its chart, its matrix entry, the umbrella and the NetworkPolicy edges.
+    NewService(new_service::Args),
+    /// Draw the runtime or chart graph (Mermaid or DOT); keep README.md's diagram up to date.
+    Graph(graph_cmd::Args),
+    /// Show a chart's merged values, each with the layer that set it and the ones it overrode.
+    Explain(explain::Args),
+    /// Render the affected charts at the base and in the working tree; print what changes.
+    Diff(diff::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,10 +109,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// The `--format` values each command understands.
+fn formats_of(command: &Command) -> &'static [Format] {
+    match command {
+        Command::Graph(_) => &[Format::Human, Format::Mermaid, Format::Dot],
+        Command::Diff(_) => &[Format::Human, Format::Json, Format::Markdown],
+        _ => &[Format::Human, Format::Json],
+    }
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let allowed = formats_of(&cli.command);
+    if !allowed.contains(&cli.format) {
+        let names: Vec<&str> = allowed.iter().map(|f| f.name()).collect();
+        return exit::usage(format!("--format {}: this command prints {}", cli.format.name(), names.join(", ")));
+    }
     let ctx = Context::new(cli.root.as_deref(), cli.format)?;
     match cli.command {
         Command::Lint(args) => lint::run(args, &ctx),
         Command::Tools(args) => tools::run(args, &ctx),
+        Command::Package(args) => package::run(args, &ctx),
+        Command::Bump(args) => bump::run(args, &ctx),
+        Command::Mirror(args) => mirror::run(args, &ctx),
+        Command::Bench(args) => bench::run(args, &ctx),
+        Command::CiMatrix(args) => ci_matrix::run(args, &ctx),
+        Command::Gitops(args) => gitops::run(args, &ctx),
+        Command::NewService(args) => new_service::run(args, &ctx),
+        Command::Graph(args) => graph_cmd::run(args, &ctx),
+        Command::Explain(args) => explain::run(args, &ctx),
+        Command::Diff(args) => diff::run(args, &ctx),
     }
 }

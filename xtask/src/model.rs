@@ -49,9 +49,22 @@ pub struct Dependency {
     pub condition: Option<String>,
     #[serde(default)]
     pub alias: Option<String>,
+    /// The folder of the chart of this repository that a remote dependency
+    /// resolves to (set by [`crate::inrepo::resolve`]); never read from YAML.
+    #[serde(skip)]
+    pub in_repo: Option<PathBuf>,
 }
 
 impl Dependency {
+    /// The folder of a dependency that is a chart of this repository: a
+    /// `file://` path, or a sibling matched by in-repo resolution.
+    pub fn local_dir(&self, chart_dir: &Path) -> Option<PathBuf> {
+        match self.file_path() {
+            Some(path) => Some(chart_dir.join(path)),
+            None => self.in_repo.clone(),
+        }
+    }
+
     /// The folder of a `file://` dependency, relative to the depending chart.
     pub fn file_path(&self) -> Option<&str> {
         self.repository.as_deref().and_then(|r| r.strip_prefix("file://"))
@@ -159,9 +172,12 @@ impl Repo {
                 }),
             }
         }
-        classify(&mut charts);
         let mut repo = Repo { root: root.to_path_buf(), charts, broken };
         repo.reject_duplicate_names();
+        // After the duplicate check, so a name matches at most one sibling;
+        // before classify, so a sibling reached through a registry counts.
+        crate::inrepo::resolve(&mut repo, config);
+        classify(&mut repo.charts);
         Ok(repo)
     }
 
@@ -277,8 +293,9 @@ fn read_chart(root: &Path, dir: &Path, rel: &str) -> Result<Chart> {
 }
 
 /// `values-<env>.yaml` files beside `values.yaml` are the chart's environments
-/// (the design document's level 3); a chart without any is checked once with
-/// its defaults, as the environment `default`.
+/// (the design document's level 3), and so is each `ci/<name>-values.yaml`
+/// (as `ci/<name>`); a chart without any is checked once with its defaults,
+/// as the environment `default`.
 fn environments(_root: &Path, dir: &Path, rel: &str) -> Vec<Environment> {
     let mut envs = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -302,14 +319,17 @@ fn environments(_root: &Path, dir: &Path, rel: &str) -> Vec<Environment> {
         _ => 3,
     };
     envs.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
+    // chart-testing's convention: each `ci/*-values.yaml` is one more
+    // environment, and like `ct lint` the defaults alone are then not checked.
+    envs.extend(crate::ct::ci_environments(dir, rel));
     if envs.is_empty() {
         envs.push(Environment { name: DEFAULT_ENV.to_string(), values_files: Vec::new() });
     }
     envs
 }
 
-/// An application chart that depends (through `file://`) on another
-/// application chart of the repository is an umbrella.
+/// An application chart that depends (through `file://` or in-repo
+/// resolution) on another application chart of the repository is an umbrella.
 fn classify(charts: &mut [Chart]) {
     let application_dirs: Vec<PathBuf> = charts
         .iter()
@@ -321,8 +341,8 @@ fn classify(charts: &mut [Chart]) {
             continue;
         }
         let umbrella = chart.meta.dependencies.iter().any(|dep| {
-            dep.file_path()
-                .and_then(|p| chart.dir.join(p).canonicalize().ok())
+            dep.local_dir(&chart.dir)
+                .and_then(|p| p.canonicalize().ok())
                 .is_some_and(|target| application_dirs.contains(&target))
         });
         if umbrella {

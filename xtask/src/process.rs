@@ -77,6 +77,28 @@ pub fn install_interrupt_handler() {
     });
 }
 
+/// Registers a child started outside [`run`] (the benchmark starts the xtask
+/// itself and reaps it with `wait4` to read its peak memory) so that Ctrl-C
+/// or SIGTERM stops it too. The child is not counted as a tool process.
+/// Dropping the guard unregisters it.
+pub fn track(pid: u32) -> Tracked {
+    if let Ok(mut running) = RUNNING.lock() {
+        running.insert(pid);
+    }
+    Tracked(pid)
+}
+
+/// Returned by [`track`]; unregisters the child when dropped.
+pub struct Tracked(u32);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.remove(&self.0);
+        }
+    }
+}
+
 /// Runs a command built with `xshell::cmd!`, optionally feeding `stdin`, and
 /// waits for it. A command that cannot be started at all is an error; a
 /// command that runs and fails is a [`Finished`] with `success == false`.

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context as _, Result};
 
@@ -30,6 +30,11 @@ pub struct Stager<'a> {
     mirrors: BTreeMap<String, String>,
     /// Remote archives already resolved in this run: (source, name, version) -> file.
     pulled: Mutex<BTreeMap<(String, String, String), PathBuf>>,
+    /// Canonical folder -> chart name, built once per run: resolving a
+    /// `file://` dependency by canonicalising every chart folder again cost
+    /// one `readlink` per path component per chart per dependency, which for
+    /// an umbrella over 200 charts was ~300,000 system calls (0.6 s) per run.
+    canonical: OnceLock<BTreeMap<PathBuf, String>>,
 }
 
 /// Where a dependency archive is fetched from after mirrors are applied.
@@ -43,7 +48,7 @@ pub struct Source {
 
 impl<'a> Stager<'a> {
     pub fn new(ctx: &'a Context, helm: &'a Tool, mirrors: BTreeMap<String, String>) -> Self {
-        Stager { ctx, helm, mirrors, pulled: Mutex::new(BTreeMap::new()) }
+        Stager { ctx, helm, mirrors, pulled: Mutex::new(BTreeMap::new()), canonical: OnceLock::new() }
     }
 
     /// The staged folder of a chart (whether or not it was staged yet).
@@ -70,14 +75,7 @@ impl<'a> Stager<'a> {
     /// first (the scheduler runs charts in topological order).
     pub fn stage(&self, repo: &Repo, chart: &Chart) -> Result<PathBuf> {
         let staged = self.staged_dir(chart);
-        if staged.symlink_metadata().is_ok() {
-            std::fs::remove_dir_all(&staged)
-                .with_context(|| format!("cannot clear {}", staged.display()))?;
-        }
-        let charts_dir = staged.join("charts");
-        std::fs::create_dir_all(&charts_dir)
-            .with_context(|| format!("cannot create {}", charts_dir.display()))?;
-
+        let mut wanted: Vec<(PathBuf, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(&chart.dir)
             .with_context(|| format!("{}: cannot list the chart folder", chart.rel))?
         {
@@ -88,21 +86,23 @@ impl<'a> Stager<'a> {
             if name == "charts" || name == "Chart.lock" || name == "tmpcharts" {
                 continue;
             }
-            fsutil::symlink_force(&entry.path(), &staged.join(&name))?;
+            wanted.push((PathBuf::from(&name), entry.path()));
         }
 
         let vendored = chart.dir.join("charts");
         for dep in &chart.meta.dependencies {
-            if let Some(path) = dep.file_path() {
-                let target = chart.dir.join(path);
-                let dep_chart = repo
-                    .charts
-                    .iter()
-                    .find(|c| c.dir.canonicalize().ok() == target.canonicalize().ok())
+            // A sibling matched by in-repo resolution is linked like a
+            // `file://` dependency: it is never pulled.
+            if let Some(target) = dep.local_dir(&chart.dir) {
+                let dep_name = target
+                    .canonicalize()
+                    .ok()
+                    .and_then(|t| self.canonical_dirs(repo).get(&t).cloned())
                     .with_context(|| {
                         format!("{}/Chart.yaml: dependency {:?} is not a chart of the repository", chart.rel, dep.name)
                     })?;
-                fsutil::symlink_force(&self.staged_dir(dep_chart), &charts_dir.join(&dep_chart.name))?;
+                let dep_chart = repo.chart(&dep_name).with_context(|| format!("chart {dep_name} vanished"))?;
+                wanted.push((Path::new("charts").join(&dep_chart.name), self.staged_dir(dep_chart)));
             } else if let Some(repository) = dep.remote_repository() {
                 let version = dep.version.clone().unwrap_or_default();
                 let archive_name = format!("{}-{}.tgz", dep.name, version);
@@ -112,10 +112,34 @@ impl<'a> Stager<'a> {
                 } else {
                     self.fetch(chart, dep, repository)?
                 };
-                fsutil::symlink_force(&archive, &charts_dir.join(archive.file_name().unwrap_or_default()))?;
+                wanted.push((Path::new("charts").join(archive.file_name().unwrap_or_default()), archive));
             }
         }
+
+        // A warm run finds the staged tree as it left it: re-creating ~1,400
+        // links for 200 charts cost more than the rest of a cached run.
+        if is_staged_as(&staged, &wanted) {
+            return Ok(staged);
+        }
+        if staged.symlink_metadata().is_ok() {
+            std::fs::remove_dir_all(&staged)
+                .with_context(|| format!("cannot clear {}", staged.display()))?;
+        }
+        let charts_dir = staged.join("charts");
+        std::fs::create_dir_all(&charts_dir)
+            .with_context(|| format!("cannot create {}", charts_dir.display()))?;
+
+        for (link, target) in &wanted {
+            fsutil::symlink_force(target, &staged.join(link))?;
+        }
         Ok(staged)
+    }
+
+    /// Canonical chart folders of the repository, computed on first use.
+    fn canonical_dirs(&self, repo: &Repo) -> &BTreeMap<PathBuf, String> {
+        self.canonical.get_or_init(|| {
+            repo.charts.iter().filter_map(|c| c.dir.canonicalize().ok().map(|d| (d, c.name.clone()))).collect()
+        })
     }
 
     /// Pulls a remote dependency into the per-user cache (or finds it there).
@@ -187,6 +211,35 @@ impl<'a> Stager<'a> {
             pulled.insert(key, path.to_path_buf());
         }
     }
+}
+
+/// True when `staged` holds exactly the links `wanted` (relative path ->
+/// target), in the top folder and in `charts/`, and nothing else.
+fn is_staged_as(staged: &Path, wanted: &[(PathBuf, PathBuf)]) -> bool {
+    let list = |dir: &Path| -> Option<Vec<PathBuf>> {
+        let mut names: Vec<PathBuf> =
+            std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| PathBuf::from(e.file_name())).collect();
+        names.sort();
+        Some(names)
+    };
+    let (Some(top), Some(charts)) = (list(staged), list(&staged.join("charts"))) else {
+        return false;
+    };
+    let mut expected_top: Vec<PathBuf> = wanted
+        .iter()
+        .filter(|(link, _)| !link.starts_with("charts"))
+        .map(|(link, _)| link.clone())
+        .chain(std::iter::once(PathBuf::from("charts")))
+        .collect();
+    expected_top.sort();
+    let mut expected_charts: Vec<PathBuf> = wanted
+        .iter()
+        .filter_map(|(link, _)| link.strip_prefix("charts").ok().map(Path::to_path_buf))
+        .collect();
+    expected_charts.sort();
+    top == expected_top
+        && charts == expected_charts
+        && wanted.iter().all(|(link, target)| std::fs::read_link(staged.join(link)).is_ok_and(|t| &t == target))
 }
 
 /// Registries on the loopback interface are spoken to over plain HTTP (a test

@@ -13,8 +13,19 @@
 //!   batch in halves until it does.
 //! - validate: one kubeconform process per Kubernetes version over every file
 //!   the batch rendered.
+//! - a chart tree that never reads `.Capabilities` (nor declares
+//!   `kubeVersion`) renders the same for every Kubernetes version: it is
+//!   rendered once and that output validated for each version ([`tree`]).
+//! - an umbrella is checked in pieces where that is sound ([`umbrella`]).
+//!
+//! `--no-batch` (`batching: false`) does none of this: one set of processes
+//! per chart, environment and Kubernetes version, the reference the
+//! differential tests compare the batched run with.
+//!
+//! [`tree`]: super::tree
+//! [`umbrella`]: super::umbrella
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -43,14 +54,22 @@ pub struct Checker<'a> {
     /// Charts (by index) whose named-template libraries, as (name, version).
     pub libraries: BTreeMap<usize, BTreeMap<String, String>>,
     pub batching: bool,
+    /// The result cache: umbrella pieces are read from and stored in it.
+    pub cache: &'a crate::cache::Cache,
+    /// Cache keys of the charts (by index), for umbrella piece keys.
+    pub keys: &'a BTreeMap<usize, String>,
+    /// False with `--no-cache`: pieces are computed, and still stored.
+    pub read_cache: bool,
+    /// Parallel workers of the run (an umbrella spreads its shards over them).
+    pub jobs: usize,
 }
 
 /// A rendered file waiting for validation.
-struct Rendered {
-    chart: usize,
-    env: String,
-    kube: String,
-    file: PathBuf,
+pub struct Rendered {
+    pub chart: usize,
+    pub env: String,
+    pub kube: String,
+    pub file: PathBuf,
 }
 
 impl Checker<'_> {
@@ -105,13 +124,71 @@ impl Checker<'_> {
             }
         }
 
-        self.lint(&healthy, &mut steps);
-        let rendered = self.render(batch_id, &healthy, &mut steps);
+        // Umbrellas that can be checked in pieces leave the shared path.
+        let mut plans = Vec::new();
+        if self.batching {
+            for &index in &healthy {
+                if self.repo.charts[index].kind == ChartKind::Umbrella {
+                    // A tree that cannot be analysed is simply checked whole.
+                    if let Ok(Some(plan)) = super::umbrella::Plan::analyse(self, index) {
+                        plans.push(plan);
+                    }
+                }
+            }
+        }
+        let in_pieces: BTreeSet<usize> = plans.iter().map(|p| p.index()).collect();
+        let whole: Vec<usize> = healthy.iter().copied().filter(|i| !in_pieces.contains(i)).collect();
+
+        self.lint(&whole, &mut steps);
+        let mut rendered = self.render(batch_id, &whole, &mut steps);
+        for plan in &plans {
+            rendered.extend(super::umbrella::check(self, plan, &mut steps));
+        }
         self.validate(&rendered, &mut steps);
+        for plan in &plans {
+            self.order_steps(plan.index(), &mut steps);
+        }
         steps
     }
 
-    fn staged(&self, index: usize) -> PathBuf {
+    /// Puts a chart's steps in the order a whole check makes them: by step,
+    /// then Kubernetes version, then environment.
+    fn order_steps(&self, index: usize, steps: &mut BTreeMap<usize, Vec<StepResult>>) {
+        let chart = &self.repo.charts[index];
+        let rank = |s: &StepResult| {
+            let step = ["dependencies", "values", "lint", "render", "validate"].iter().position(|n| *n == s.step).unwrap_or(5);
+            let kube = s.kube_version.as_ref().and_then(|k| self.kube_versions.iter().position(|v| v == k)).map_or(0, |p| p + 1);
+            let env = s.env.as_ref().and_then(|e| chart.environments.iter().position(|v| &v.name == e)).unwrap_or(0);
+            (step, kube, env)
+        };
+        if let Some(list) = steps.get_mut(&index) {
+            list.sort_by_key(rank);
+        }
+    }
+
+    /// Lints and renders one chart in one environment on its own (the whole
+    /// umbrella); returns the renders for the validation pass.
+    pub fn check_environment_whole(&self, index: usize, env: &Environment, steps: &mut BTreeMap<usize, Vec<StepResult>>) -> Vec<Rendered> {
+        let chart_env = if env.values_files.is_empty() { None } else { Some(env) };
+        self.lint_group(&[index], chart_env, steps);
+        let mut rendered = Vec::new();
+        for kube in &self.kube_versions {
+            let started = Instant::now();
+            let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(index), &self.values_paths(env), &[], kube)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|f| if f.success { Ok(f.stdout) } else { Err(helm::clean(&f.stderr)) });
+            self.record_render(index, &env.name, kube, result, started.elapsed(), steps, &mut rendered);
+        }
+        rendered
+    }
+
+    /// Whether a chart's staged tree renders differently per Kubernetes
+    /// version; unknown counts as yes.
+    fn kube_dependent(&self, index: usize) -> bool {
+        super::tree::scan(&self.staged(index)).map_or(true, |facts| facts.kube_dependent)
+    }
+
+    pub fn staged(&self, index: usize) -> PathBuf {
         self.stager.staged_dir(&self.repo.charts[index])
     }
 
@@ -198,19 +275,44 @@ impl Checker<'_> {
             }
         }
         let groups = if self.batching { self.compatible_groups(&batchable) } else { batchable.iter().map(|&c| vec![c]).collect() };
+        // Batched, a tree that does not depend on the Kubernetes version is
+        // rendered for the first version only and that output reused.
+        let independent: BTreeSet<usize> = if self.batching {
+            batchable.iter().chain(per_env.iter().map(|(i, _)| i)).copied().filter(|&i| !self.kube_dependent(i)).collect()
+        } else {
+            BTreeSet::new()
+        };
+        let mut reusable: BTreeMap<(usize, String), Result<String, String>> = BTreeMap::new();
         for kube in &self.kube_versions {
             for (group_id, group) in groups.iter().enumerate() {
                 let mut outcomes = BTreeMap::new();
-                self.render_group(&format!("{batch_id}-{group_id}"), group, kube, &mut outcomes);
+                let (known, to_render): (Vec<usize>, Vec<usize>) =
+                    group.iter().copied().partition(|&i| reusable.contains_key(&(i, crate::model::DEFAULT_ENV.to_string())));
+                self.render_group(&format!("{batch_id}-{group_id}"), &to_render, kube, &mut outcomes);
+                for index in known {
+                    if let Some(result) = reusable.get(&(index, crate::model::DEFAULT_ENV.to_string())) {
+                        outcomes.insert(index, (result.clone(), Duration::ZERO));
+                    }
+                }
                 for (index, (result, duration)) in outcomes {
+                    if independent.contains(&index) {
+                        reusable.entry((index, crate::model::DEFAULT_ENV.to_string())).or_insert_with(|| result.clone());
+                    }
                     self.record_render(index, crate::model::DEFAULT_ENV, kube, result, duration, steps, &mut rendered);
                 }
             }
             for (index, env) in &per_env {
+                if let Some(result) = reusable.get(&(*index, env.name.clone())) {
+                    self.record_render(*index, &env.name, kube, result.clone(), Duration::ZERO, steps, &mut rendered);
+                    continue;
+                }
                 let started = Instant::now();
                 let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(*index), &self.values_paths(env), &[], kube)
                     .map_err(|e| format!("{e:#}"))
                     .and_then(|f| if f.success { Ok(f.stdout) } else { Err(helm::clean(&f.stderr)) });
+                if independent.contains(index) {
+                    reusable.insert((*index, env.name.clone()), result.clone());
+                }
                 self.record_render(*index, &env.name, kube, result, started.elapsed(), steps, &mut rendered);
             }
         }
@@ -292,10 +394,22 @@ impl Checker<'_> {
         let _ = std::fs::remove_dir_all(&parent);
         match result {
             Ok(f) if f.success => {
-                let by_chart = helm::split_by_chart(&f.stdout, PARENT);
+                // Exact records, so that each chart's text is byte for byte
+                // what rendering it alone prints (blank lines included).
+                let by_chart = match helm::records(&f.stdout) {
+                    Ok(records) => helm::unbatch(&records, PARENT),
+                    // Never expected of a successful render; each chart
+                    // rendered alone still gets its own verdict.
+                    Err(_) => {
+                        for (n, &index) in group.iter().enumerate() {
+                            self.render_group(&format!("{id}s{n}"), &[index], kube, out);
+                        }
+                        return;
+                    }
+                };
                 for &index in group {
                     let name = &self.repo.charts[index].name;
-                    let text = by_chart.get(name).map(|t| helm::unbatch_sources(t, PARENT)).unwrap_or_default();
+                    let text = by_chart.get(name).cloned().unwrap_or_else(|| "\n".to_string());
                     out.insert(index, (Ok(text), f.duration));
                 }
             }

@@ -14,6 +14,8 @@
 pub mod batch;
 pub mod report;
 pub mod scheduler;
+pub mod tree;
+pub mod umbrella;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -65,11 +67,27 @@ pub struct Args {
     /// Print the plan (charts, order, batches possible) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// chart-testing configuration to follow [default: ct.yaml at the root, if there is one].
+    #[arg(long = "config", value_name = "FILE")]
+    pub ct_config: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args, ctx: &Context) -> Result<()> {
     let epoch = Instant::now();
-    let repo = Repo::discover(&ctx.root, &ctx.config)?;
+    // A repository set up for chart-testing is linted as `ct lint` would
+    // lint it: its chart folders, its target branch, its checks (ct/).
+    let mut args = args;
+    let ct = crate::ct::Ct::load(ctx, args.ct_config.as_deref())?;
+    let ct_ctx = ct.as_ref().map(|ct| ct.context(ctx));
+    let ctx = ct_ctx.as_ref().unwrap_or(ctx);
+    if let (Some(ct), None) = (&ct, &args.base) {
+        args.base = Some(ct.config.target_ref());
+    }
+    let mut repo = Repo::discover(&ctx.root, &ctx.config)?;
+    if let Some(ct) = &ct {
+        ct.resolve_repository_names(&mut repo);
+    }
+    let repo = repo;
     let graph = ChartGraph::build(&repo);
 
     let kube_versions = if args.kube_versions.is_empty() { ctx.config.kube_versions.clone() } else { args.kube_versions.clone() };
@@ -84,7 +102,10 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         mirrors.insert(from, to);
     }
 
-    let (selected, selected_broken) = select(&args, ctx, &repo, &graph)?;
+    let (mut selected, mut selected_broken) = select(&args, ctx, &repo, &graph)?;
+    if let Some(ct) = &ct {
+        ct.deselect(&repo, &mut selected, &mut selected_broken);
+    }
     let mut order: Vec<usize> = graph.topological().into_iter().filter(|c| selected.contains(c)).collect();
     // Charts in a dependency cycle have no place in a topological order; they
     // are still reported (as failed, by their graph issue).
@@ -96,8 +117,21 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     }
 
     let repository_checks = crate::matrix::check(ctx, &repo);
-    crate::fsutil::ignore_folder(&ctx.work_dir)?;
+    let _work_lock = crate::fsutil::lock_folder(&ctx.work_dir)?;
     let tools = crate::tools::ensure(ctx, &kube_versions)?;
+    let ct = match &ct {
+        Some(ct) => {
+            // ct checks versions only of the charts that hold a change.
+            let changed = if args.changed && ct.config.check_version_increment {
+                Some(crate::affected::compute(ctx, &repo, &graph, args.base.as_deref())?.changed)
+            } else {
+                None
+            };
+            let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            Some(ct.prepare(ctx, &repo, &tools.helm, changed.as_ref(), jobs)?)
+        }
+        None => None,
+    };
     let stager = Stager::new(ctx, &tools.helm, mirrors);
 
     // Charts that cannot be checked: a graph problem of their own, or of any
@@ -142,6 +176,24 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         if stage_steps.get(&index).is_some_and(|s| s.status == Status::Ok) {
             if let Ok(key) = cache_key(ctx, &repo, &graph, &stager, &tools, &kube_versions, &args.envs, &keys, index) {
                 keys.insert(index, key);
+            }
+        }
+    }
+
+    if let Some(ct) = &ct {
+        // ct's checks read more than the packaged files (see ct/mod.rs); a
+        // chart whose ct inputs cannot be keyed is checked, not cached.
+        let charts: Vec<usize> = keys.keys().copied().collect();
+        for index in charts {
+            match ct.key_part(&repo, index) {
+                Ok(part) => {
+                    let mut key = KeyBuilder::default();
+                    key.add("engine", keys[&index].as_bytes()).add("ct", part.as_bytes());
+                    keys.insert(index, key.finish());
+                }
+                Err(_) => {
+                    keys.remove(&index);
+                }
             }
         }
     }
@@ -194,8 +246,13 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         env_filter: args.envs.clone(),
         libraries,
         batching: !args.no_batch,
+        cache: &cache,
+        keys: &keys,
+        read_cache: !args.no_cache,
+        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let ct_steps = std::sync::Mutex::new(ct.as_ref().map(|ct| ct.check(ctx, &repo, &stager, &to_check)).unwrap_or_default());
     let results_lock = std::sync::Mutex::new(results);
     let never_ran = scheduler::run(
         jobs,
@@ -213,6 +270,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             let mut results = results_lock.lock().unwrap_or_else(|e| e.into_inner());
             for (index, chart_steps) in steps {
                 let Some(result) = results.get_mut(&index) else { continue };
+                // ct's checks come first, in the order ct makes them.
+                let chart_steps = match ct_steps.lock().ok().and_then(|mut ct| ct.remove(&index)) {
+                    Some(mut first) => {
+                        first.extend(chart_steps);
+                        first
+                    }
+                    None => chart_steps,
+                };
                 let failed = chart_steps.iter().any(|s| s.status == Status::Failed);
                 if !failed {
                     if let Some(key) = &result.cache_key {

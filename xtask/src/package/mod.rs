@@ -232,6 +232,7 @@ fn run_inner(args: Args, ctx: &Context) -> Result<()> {
     }
 
     let tools = crate::tools::ensure(ctx, &[])?;
+    let _work_lock = crate::fsutil::lock_folder(&ctx.work_dir)?;
     let stager = Stager::new(ctx, &tools.helm, mirrors);
     let built = build::package(ctx, &repo, &graph, &tools.helm, &stager, &order, &out)?;
     for item in &built {

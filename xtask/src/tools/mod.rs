@@ -9,6 +9,7 @@
 //! pin (checked release download, else `go install`) through `download.rs`;
 //! `schemas.rs` prepares the kubeconform schema folder.
 
+pub mod chart_testing;
 mod download;
 mod install;
 mod locate;
@@ -67,6 +68,10 @@ pub struct Args {
     /// Also find or build the CNCF distribution registry (tests, `mirror`).
     #[arg(long)]
     registry: bool,
+    /// Also find or build chart-testing (`ct`), the helm-unittest plugin,
+    /// yamllint and yamale (see `chart_testing.rs`).
+    #[arg(long)]
+    chart_testing: bool,
 }
 
 /// What `cargo xtask tools` can resolve.
@@ -90,6 +95,8 @@ struct Report {
     schemas: Option<Schemas>,
     #[serde(skip_serializing_if = "Option::is_none")]
     registry: Option<Tool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chart_testing: Option<chart_testing::ChartTestingTools>,
 }
 
 /// Finds or installs helm and kubeconform at their pinned versions and
@@ -160,6 +167,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             } else {
                 None
             },
+            chart_testing: if args.chart_testing { Some(chart_testing::ensure_all(ctx)?) } else { None },
         })
     })();
     probes.save();
@@ -167,7 +175,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
 
     match ctx.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Human => print!("{}", lines(&report)),
+        _ => {
+            print!("{}", lines(&report));
+            if let Some(tools) = &report.chart_testing {
+                print!("{}", chart_testing::lines(tools));
+            }
+        }
     }
     Ok(())
 }

@@ -15,6 +15,10 @@ pub struct Pins {
     pub kubeconform: ToolPin,
     pub registry: ToolPin,
     pub kubernetes_validate: PackagePin,
+    /// chart-testing and its helpers (see `chart_testing.rs`).
+    pub ct: super::chart_testing::GoBuildPin,
+    pub helm_unittest: super::chart_testing::GoBuildPin,
+    pub chart_testing_python: super::chart_testing::PythonPin,
 }
 
 /// One binary tool at one version, and the ways to get it.

@@ -145,12 +145,19 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub fn start() -> TestRegistry {
-        let binary = registry_binary();
-        let dir = tempfile::tempdir().expect("temp dir for the registry");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
+        TestRegistry::start_on(port)
+    }
+
+    /// Like [`TestRegistry::start`] on a port chosen earlier (a fixture that
+    /// names the registry in its Chart.yaml files before it runs). Added by
+    /// the chart-testing engineer for `tests/chart_testing.rs`.
+    pub fn start_on(port: u16) -> TestRegistry {
+        let binary = registry_binary();
+        let dir = tempfile::tempdir().expect("temp dir for the registry");
         let host = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -191,9 +198,7 @@ impl TestRegistry {
 
     fn answers(&self) -> bool {
         use std::io::{Read, Write};
-        let Ok(mut stream) = std::net::TcpStream::connect(&self.host) else {
-            return false;
-        };
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.host) else { return false };
         let request = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.host);
         let mut head = [0u8; 16];
         // Go answers an HTTP/1.0 request with `HTTP/1.0 200 OK`.
@@ -275,12 +280,13 @@ pub const ACTIONLINT_VERSION: &str = "1.7.12";
 pub fn actionlint() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let cache = match (std::env::var_os("XTASK_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
-            (Some(dir), _, _) => PathBuf::from(dir),
-            (None, Some(dir), _) => PathBuf::from(dir).join("robot-shop-xtask"),
-            (None, None, Some(home)) => PathBuf::from(home).join(".cache").join("robot-shop-xtask"),
-            _ => panic!("no cache folder: set XTASK_CACHE_DIR or HOME"),
-        };
+        let cache =
+            match (std::env::var_os("XTASK_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
+                (Some(dir), _, _) => PathBuf::from(dir),
+                (None, Some(dir), _) => PathBuf::from(dir).join("robot-shop-xtask"),
+                (None, None, Some(home)) => PathBuf::from(home).join(".cache").join("robot-shop-xtask"),
+                _ => panic!("no cache folder: set XTASK_CACHE_DIR or HOME"),
+            };
         let dir = cache.join("tools").join(format!("actionlint-{ACTIONLINT_VERSION}"));
         let binary = dir.join("actionlint");
         if binary.is_file() {
