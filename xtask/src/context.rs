@@ -64,8 +64,8 @@ impl Context {
             .canonicalize()
             .map_err(|_| crate::exit::UsageError(format!("--root {}: no such folder", root.display())))?;
         let config = Config::load(&root)?;
-        let work_dir = match std::env::var_os("XTASK_WORK_DIR") {
-            Some(dir) => PathBuf::from(dir),
+        let work_dir = match std::env::var_os("XTASK_WORK_DIR").filter(|d| !d.is_empty()) {
+            Some(dir) => std::path::absolute(PathBuf::from(dir)).context("cannot resolve XTASK_WORK_DIR")?,
             None => root.join("target").join("xtask"),
         };
         Ok(Context {
@@ -102,16 +102,19 @@ fn default_root() -> Result<PathBuf> {
 /// `$XTASK_CACHE_DIR`, else `$XDG_CACHE_HOME/robot-shop-xtask`, else
 /// `~/.cache/robot-shop-xtask`.
 pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XTASK_CACHE_DIR") {
-        return Ok(PathBuf::from(dir));
+    // An empty or relative value is treated as unset: a cache relative to
+    // wherever the command runs would land inside checkouts.
+    let absolute = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(dir) = absolute("XTASK_CACHE_DIR") {
+        return Ok(dir);
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(dir).join("robot-shop-xtask"));
+    if let Some(dir) = absolute("XDG_CACHE_HOME") {
+        return Ok(dir.join("robot-shop-xtask"));
     }
-    match std::env::var_os("HOME") {
-        Some(home) => Ok(PathBuf::from(home).join(".cache").join("robot-shop-xtask")),
+    match absolute("HOME") {
+        Some(home) => Ok(home.join(".cache").join("robot-shop-xtask")),
         None => crate::exit::environment(
-            "cannot find a cache folder: set XTASK_CACHE_DIR (or HOME or XDG_CACHE_HOME)",
+            "cannot find a cache folder: set XTASK_CACHE_DIR (or HOME or XDG_CACHE_HOME) to an absolute path",
         ),
     }
 }
