@@ -65,7 +65,15 @@ pub fn ignore_folder(dir: &Path) -> Result<()> {
 /// also when the process dies.
 pub fn lock_folder(dir: &Path) -> Result<std::fs::File> {
     ignore_folder(dir)?;
-    let path = dir.join(".lock");
+    lock_file(&dir.join(".lock"))
+}
+
+/// Takes an exclusive lock on the file `path` (created if missing), waiting
+/// for another process that holds it and saying so.
+pub fn lock_file(path: &Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -75,7 +83,7 @@ pub fn lock_folder(dir: &Path) -> Result<std::fs::File> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            eprintln!("waiting for another cargo xtask run that uses {}", dir.display());
+            eprintln!("waiting for another cargo xtask run that holds {}", path.display());
             file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
         }
         Err(std::fs::TryLockError::Error(err)) => {

@@ -62,7 +62,10 @@ fn tools_prints_one_line_per_tool_and_the_tools_run() {
     ]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
-    assert_eq!(lines.len(), 4, "{stdout}");
+    // The repository has CRD schemas (schemas/crds/), which add their own line.
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines[4][..2], ["kubeconform-crds", "any"]);
+    assert!(lines[4][2].ends_with("schemas/crds/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"), "{stdout}");
     assert_eq!(lines[0][..2], ["helm", pinned("helm").as_str()]);
     assert_eq!(
         lines[1][..2],
@@ -492,6 +495,8 @@ fn closed_port() -> u16 {
 }
 
 /// Every file below `dir` (empty folders do not count).
+/// Every file below `dir` except lock files: the empty `.install.lock` that
+/// serialises installs is not an installed tool.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -500,7 +505,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
             let path = entry.expect("dir entry").path();
             if path.is_dir() {
                 pending.push(path);
-            } else {
+            } else if path.extension().is_none_or(|e| e != "lock") {
                 files.push(path);
             }
         }

@@ -220,6 +220,13 @@ fn lines(report: &Report) -> String {
 
 /// One tool: found, or else installed.
 fn resolve(ctx: &Context, pin: &pins::ToolPin, probes: &mut locate::Probes) -> Result<Tool> {
+    if let Some(tool) = locate::find(ctx, pin, probes)? {
+        return Ok(tool);
+    }
+    // Several first runs at once (parallel tests, two terminals) would each
+    // download or build the same tool: one installs, the others wait and then
+    // find it in the cache.
+    let _lock = crate::fsutil::lock_file(&ctx.cache_dir.join(".install.lock"))?;
     match locate::find(ctx, pin, probes)? {
         Some(tool) => Ok(tool),
         None => install::install(ctx, pin),

@@ -82,6 +82,9 @@ pub fn ensure(ctx: &Context, pin: &PackagePin, kube_versions: &[String]) -> Resu
     if !missing.is_empty() {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("kubeconform schemas: cannot create {}", dir.display()))?;
+        // One preparation at a time; whoever waited finds the work done.
+        let _lock = crate::fsutil::lock_file(&ctx.cache_dir.join(".schemas.lock"))?;
+        let missing: Vec<&String> = missing.into_iter().filter(|v| !is_prepared(&dir.join(folder_name(v)), &marker)).collect();
         for prefix in [".download-", ".prepare-", ".stale-"] {
             super::sweep_stale(&dir, prefix);
         }
