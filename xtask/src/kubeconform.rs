@@ -43,7 +43,8 @@ pub fn validate(tools: &Toolset, kube_version: &str, files: &[PathBuf]) -> Resul
         locations.push(location.clone());
     }
     let finished = process::run(
-        xshell::cmd!(sh, "{kc} -strict -output json -kubernetes-version {kube_version} {locations...} {files...}"),
+        xshell::cmd!(sh, "{kc} -strict -output json -kubernetes-version {kube_version} {locations...} {files...}")
+            .env("GOGC", crate::helm::go_gc()),
         None,
     )?;
     let report: Report = serde_json::from_str(&finished.stdout).with_context(|| {

@@ -138,16 +138,15 @@ fn assert_same(batched: &Run, batched_work: &Path, single: &Run, single_work: &P
     }
 }
 
-/// `xtask bench --generate`: a synthetic repository of `n` services on the
-/// project's `_common`, with an umbrella `shop` over them.
-fn synthetic(dir: &Path, n: usize) -> PathBuf {
-    let root = dir.join("repo");
-    support::run_ok(xtask().args(["bench", "--generate"]).arg(&root).args(["--charts", &n.to_string()]));
-    root
-}
-
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+}
+
+/// Replaces the one occurrence of `from` in a file.
+fn replace(path: &Path, from: &str, to: &str) {
+    let content = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    assert_eq!(content.matches(from).count(), 1, "{}: {from:?} once", path.display());
+    write(path, &content.replacen(from, to, 1));
 }
 
 fn append(path: &Path, text: &str) {
@@ -173,7 +172,7 @@ fn batched_and_per_chart_runs_agree_on_the_real_repository() {
 #[test]
 fn batched_and_per_chart_runs_agree_on_a_synthetic_set() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let root = synthetic(dir.path(), 12);
+    let root = support::synthetic_repo(dir.path(), 12);
     let (batched_work, single_work) = (dir.path().join("batched"), dir.path().join("single"));
     let batched = Run::lint(&root, &batched_work, &["--no-cache"]);
     let single = Run::lint(&root, &single_work, &["--no-cache", "--no-batch"]);
@@ -188,7 +187,7 @@ fn batched_and_per_chart_runs_agree_on_a_synthetic_set() {
 #[test]
 fn batched_and_per_chart_runs_agree_when_charts_are_broken() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let root = synthetic(dir.path(), 12);
+    let root = support::synthetic_repo(dir.path(), 12);
     // A template that does not parse, and values that break the schema.
     write(&root.join("charts/svc-0003/templates/broken.yaml"), "{{ if .Values.name }}\nkind: ConfigMap\n");
     append(&root.join("charts/svc-0006/values.yaml"), "replicaCount: many\n");
@@ -222,7 +221,7 @@ fn helm_reporting(version: &str, dir: &Path) -> PathBuf {
 #[test]
 fn cache_reruns_exactly_the_charts_a_change_reaches() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let root = synthetic(dir.path(), 4);
+    let root = support::synthetic_repo(dir.path(), 4);
     let work = dir.path().join("work");
     let all = ["common", "svc-0000", "svc-0001", "svc-0002", "svc-0003", "shop"];
     let expect = |run: &Run, checked: &[&str], what: &str| {
@@ -241,7 +240,7 @@ fn cache_reruns_exactly_the_charts_a_change_reaches() {
     assert_eq!(warm.processes(), 0, "a warm run starts no tool process");
 
     // (i) a file of one service: it and the umbrella over it.
-    append(&root.join("charts/svc-0001/values.yaml"), "podAnnotations:\n  test/changed: \"1\"\n");
+    replace(&root.join("charts/svc-0001/values.yaml"), "LOG_LEVEL: info", "LOG_LEVEL: warn");
     let changed = Run::lint(&root, &work, &[]);
     expect(&changed, &["svc-0001", "shop"], "a service's values changed");
     // The umbrella re-rendered only that service's piece: the service (1
@@ -254,7 +253,7 @@ fn cache_reruns_exactly_the_charts_a_change_reaches() {
     expect(&Run::lint(&root, &work, &[]), &all, "the library changed");
 
     // (iii) a values file of the umbrella: the umbrella only.
-    append(&root.join("helm/shop/values-prod.yaml"), "svc-0002:\n  replicaCount: 3\n");
+    replace(&root.join("helm/shop/values-prod.yaml"), "svc-0002:\n  replicaCount: 2", "svc-0002:\n  replicaCount: 3");
     expect(&Run::lint(&root, &work, &[]), &["shop"], "an umbrella values file changed");
 
     // (iv) the helm version (a wrapper that reports another one): all; and
@@ -280,14 +279,17 @@ fn cache_reruns_exactly_the_charts_a_change_reaches() {
     let text = std::fs::read_to_string(&entry).expect("entry written again");
     assert!(serde_json::from_str::<Value>(&text).is_ok(), "the entry was replaced by a sound one");
 
-    let piece = cache_entry(&work, "shop/prod/svc-0000");
-    write(&piece, "{\"truncated");
-    let values = root.join("charts/svc-0001/values.yaml");
-    let text = std::fs::read_to_string(&values).expect("values");
-    write(&values, &text.replace("test/changed: \"1\"", "test/changed: \"2\""));
+    // Every stored piece of svc-0000 in prod (older runs left some under
+    // other keys) is truncated; then a change elsewhere makes the umbrella
+    // be checked again, reading its pieces.
+    let pieces = cache_entries(&work, "shop/prod/svc-0000");
+    assert!(!pieces.is_empty(), "the umbrella was stored in pieces");
+    for piece in &pieces {
+        write(piece, "{\"truncated");
+    }
+    replace(&root.join("charts/svc-0001/values.yaml"), "LOG_LEVEL: warn", "LOG_LEVEL: error");
     expect(&Run::lint(&root, &work, &[]), &["svc-0001", "shop"], "a corrupt umbrella piece");
-    let text = std::fs::read_to_string(&piece).expect("piece written again");
-    assert!(serde_json::from_str::<Value>(&text).is_ok(), "the piece was recomputed and stored again");
+    assert!(!cache_entries(&work, "shop/prod/svc-0000").is_empty(), "the piece was recomputed and stored again");
     // And the umbrella assembled from pieces is still helm's own render.
     let whole = dir.path().join("whole");
     let reference = Run::lint(&root, &whole, &["--no-cache", "--no-batch", "--chart", "shop"]);
@@ -301,9 +303,9 @@ fn cache_reruns_exactly_the_charts_a_change_reaches() {
     }
 }
 
-/// The cache file whose entry is labelled `chart` (umbrella pieces are
-/// labelled `<umbrella>/<env>/<subchart>`).
-fn cache_entry(work: &Path, chart: &str) -> PathBuf {
+/// The sound cache files whose entry is labelled `chart` (umbrella pieces
+/// are labelled `<umbrella>/<env>/<subchart>`).
+fn cache_entries(work: &Path, chart: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for shard in std::fs::read_dir(work.join("cache")).expect("cache folder").flatten() {
         for file in std::fs::read_dir(shard.path()).into_iter().flatten().flatten() {
@@ -313,8 +315,7 @@ fn cache_entry(work: &Path, chart: &str) -> PathBuf {
             }
         }
     }
-    assert_eq!(found.len(), 1, "entries labelled {chart}: {found:?}");
-    found.remove(0)
+    found
 }
 
 /// The cache key of `chart` after a warm run (every chart cached).

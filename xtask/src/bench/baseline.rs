@@ -15,6 +15,10 @@
 //!   processes for two Kubernetes versions. It runs on the baseline's copy
 //!   after the baseline, whose `helm dependency build` left every chart's
 //!   `charts/` filled.
+//!
+//! Both start helm and kubeconform exactly as the xtask does (through
+//! [`crate::helm`], with the same `GOGC`), so the comparison measures how
+//! the work is planned, not how the tools are tuned.
 
 use std::path::PathBuf;
 
@@ -56,14 +60,14 @@ pub fn baseline(ctx: &Context, tools: &Toolset, kube_versions: &[String]) -> Res
         let chart = &repo.charts[index];
         outcome.charts += 1;
         let dir = &chart.dir;
-        let built = process::run(xshell::cmd!(sh, "{helm} dependency build {dir}"), None)?;
+        let built = process::run(xshell::cmd!(sh, "{helm} dependency build {dir}").env("GOGC", crate::helm::go_gc()), None)?;
         if !built.success {
             outcome.failures.push(format!("{}: dependency build: {}", chart.name, built.combined()));
             continue;
         }
         for env in &chart.environments {
             let values: Vec<PathBuf> = env.values_files.iter().map(|f| ctx.root.join(f)).collect();
-            let (_, verdicts) = crate::helm::lint(&tools.helm, &[dir.clone()], &values, newest)?;
+            let (_, verdicts) = crate::helm::lint(&tools.helm, std::slice::from_ref(dir), &values, newest)?;
             if verdicts.values().any(|v| !v.ok) {
                 outcome.failures.push(format!("{} [{}]: lint failed", chart.name, env.name));
             }
@@ -129,7 +133,7 @@ fn validate(tools: &Toolset, kube: &str, manifests: &str) -> Result<bool> {
         locations.push(location.clone());
     }
     let finished = process::run(
-        xshell::cmd!(sh, "{kc} -strict -summary -kubernetes-version {kube} {locations...} -"),
+        xshell::cmd!(sh, "{kc} -strict -summary -kubernetes-version {kube} {locations...} -").env("GOGC", crate::helm::go_gc()),
         Some(manifests.as_bytes()),
     )?;
     Ok(finished.success)

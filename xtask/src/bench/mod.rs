@@ -140,7 +140,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     if let Some(dir) = &args.generate {
         let n = args.charts.first().copied().unwrap_or(10);
         let synthetic = synth::generate_from(&ctx.root, dir, n)?;
-        eprintln!("bench: wrote {} charts to {}", synthetic.chart_count(), synthetic.root.display());
+        eprintln!(
+            "bench: wrote {} services on the library chart {:?} and the umbrella {} ({}) to {}",
+            synthetic.services.len(),
+            synthetic.library,
+            synthetic.umbrella,
+            synthetic.umbrella_dir().display(),
+            synthetic.root.display()
+        );
         return Ok(());
     }
     // Installs or finds the tools once, before anything is timed.

@@ -55,14 +55,6 @@ impl Synthetic {
         self.root.join("helm").join(&self.umbrella)
     }
 
-    /// Every chart folder, dependencies first: library, services, umbrella.
-    pub fn chart_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = vec![self.root.join(LIBRARY_DIR)];
-        dirs.extend(self.services.iter().map(|s| self.service_dir(s)));
-        dirs.push(self.umbrella_dir());
-        dirs
-    }
-
     /// Total number of charts (library + services + umbrella).
     pub fn chart_count(&self) -> usize {
         self.services.len() + 2
@@ -71,6 +63,7 @@ impl Synthetic {
 
 /// The repository this xtask belongs to, whose charts are the templates of
 /// the synthetic ones.
+#[allow(dead_code)] // the reusable entry point of `generate`; commands pass --root instead
 pub fn project_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
@@ -79,6 +72,7 @@ pub fn project_root() -> PathBuf {
 /// Generates a monorepo of `n` service charts plus `_common` and an umbrella
 /// in `dir` (created if missing; must not already hold charts), from this
 /// project's charts.
+#[allow(dead_code)] // reusable API (tests, `--vs-ct`); commands use `generate_from` with --root
 pub fn generate(dir: &Path, n: usize) -> Result<Synthetic> {
     generate_from(&project_root(), dir, n)
 }

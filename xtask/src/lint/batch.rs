@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use rayon::prelude::*;
 
 use super::report::{Status, StepResult};
 use crate::context::Context;
@@ -139,8 +140,22 @@ impl Checker<'_> {
         let in_pieces: BTreeSet<usize> = plans.iter().map(|p| p.index()).collect();
         let whole: Vec<usize> = healthy.iter().copied().filter(|i| !in_pieces.contains(i)).collect();
 
-        self.lint(&whole, &mut steps);
-        let mut rendered = self.render(batch_id, &whole, &mut steps);
+        // Lint and render need nothing of each other: batched, an idle
+        // worker takes the render while this one lints (a lone chart, or the
+        // end of a large batch, then uses both cores).
+        let lint = || {
+            let mut found = BTreeMap::new();
+            self.lint(&whole, &mut found);
+            found
+        };
+        let render = || {
+            let mut found = BTreeMap::new();
+            let rendered = self.render(batch_id, &whole, &mut found);
+            (found, rendered)
+        };
+        let (linted, (render_steps, mut rendered)) = if self.batching { rayon::join(lint, render) } else { (lint(), render()) };
+        merge(&mut steps, linted);
+        merge(&mut steps, render_steps);
         for plan in &plans {
             rendered.extend(super::umbrella::check(self, plan, &mut steps));
         }
@@ -459,32 +474,50 @@ impl Checker<'_> {
     }
 
     fn validate(&self, rendered: &[Rendered], steps: &mut BTreeMap<usize, Vec<StepResult>>) {
-        for kube in &self.kube_versions {
-            let files: Vec<&Rendered> = rendered.iter().filter(|r| &r.kube == kube).collect();
-            if files.is_empty() {
-                continue;
-            }
-            let chunks: Vec<Vec<&Rendered>> =
-                if self.batching { vec![files] } else { files.into_iter().map(|f| vec![f]).collect() };
-            for chunk in chunks {
-                let paths: Vec<PathBuf> = chunk.iter().map(|r| r.file.clone()).collect();
-                match kubeconform::validate(self.tools, kube, &paths) {
-                    Ok((finished, problems)) => {
-                        for r in chunk {
-                            let found = problems.get(&r.file).cloned().unwrap_or_default();
-                            let status = if found.is_empty() { Status::Ok } else { Status::Failed };
-                            let message = found.join("\n");
-                            push(steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), status, finished.duration, message));
-                        }
+        // Batched, the Kubernetes versions are validated in parallel (an
+        // idle worker takes one); their steps are added in version order.
+        let per_kube: Vec<BTreeMap<usize, Vec<StepResult>>> = if self.batching {
+            self.kube_versions.par_iter().map(|kube| self.validate_kube(rendered, kube)).collect()
+        } else {
+            self.kube_versions.iter().map(|kube| self.validate_kube(rendered, kube)).collect()
+        };
+        for found in per_kube {
+            merge(steps, found);
+        }
+    }
+
+    /// One kubeconform per chunk (batched: one for all files) for `kube`.
+    fn validate_kube(&self, rendered: &[Rendered], kube: &str) -> BTreeMap<usize, Vec<StepResult>> {
+        let mut steps = BTreeMap::new();
+        let files: Vec<&Rendered> = rendered.iter().filter(|r| r.kube == kube).collect();
+        let chunks: Vec<Vec<&Rendered>> =
+            if self.batching { vec![files] } else { files.into_iter().map(|f| vec![f]).collect() };
+        for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
+            let paths: Vec<PathBuf> = chunk.iter().map(|r| r.file.clone()).collect();
+            match kubeconform::validate(self.tools, kube, &paths) {
+                Ok((finished, problems)) => {
+                    for r in chunk {
+                        let found = problems.get(&r.file).cloned().unwrap_or_default();
+                        let status = if found.is_empty() { Status::Ok } else { Status::Failed };
+                        let message = found.join("\n");
+                        push(&mut steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), status, finished.duration, message));
                     }
-                    Err(err) => {
-                        for r in chunk {
-                            push(steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), Status::Failed, Duration::ZERO, format!("{err:#}")));
-                        }
+                }
+                Err(err) => {
+                    for r in chunk {
+                        push(&mut steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), Status::Failed, Duration::ZERO, format!("{err:#}")));
                     }
                 }
             }
         }
+        steps
+    }
+}
+
+/// Appends every chart's steps of `more` to `steps`.
+fn merge(steps: &mut BTreeMap<usize, Vec<StepResult>>, more: BTreeMap<usize, Vec<StepResult>>) {
+    for (index, list) in more {
+        steps.entry(index).or_default().extend(list);
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
@@ -74,7 +74,8 @@ impl TreeFacts {
 /// Reads the tree of the chart at `dir` (a staged folder: links are followed).
 pub fn scan(dir: &Path) -> Result<TreeFacts> {
     let mut facts = TreeFacts::default();
-    scan_dir(dir, "", &mut facts)?;
+    let mut seen = BTreeSet::new();
+    scan_dir(dir, "", &mut facts, &mut seen)?;
     Ok(facts)
 }
 
@@ -102,7 +103,10 @@ pub fn scan_archive(path: &Path, facts: &mut TreeFacts) -> Result<()> {
     Ok(())
 }
 
-fn scan_dir(dir: &Path, rel: &str, facts: &mut TreeFacts) -> Result<()> {
+/// `seen` holds the folders (by where their links lead) already read: every
+/// service of an umbrella links the same staged library, which is read once
+/// instead of once per service (the facts are the same either way).
+fn scan_dir(dir: &Path, rel: &str, facts: &mut TreeFacts, seen: &mut BTreeSet<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for entry in entries {
         let entry = entry?;
@@ -114,7 +118,14 @@ fn scan_dir(dir: &Path, rel: &str, facts: &mut TreeFacts) -> Result<()> {
             if name.starts_with('.') {
                 continue;
             }
-            scan_dir(&path, &child_rel, facts)?;
+            // Only links can lead to a folder read before.
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                let target = std::fs::read_link(&path).map(|t| dir.join(t)).unwrap_or_else(|_| path.clone());
+                if !seen.insert(target) {
+                    continue;
+                }
+            }
+            scan_dir(&path, &child_rel, facts, seen)?;
         } else if name.ends_with(".tgz") && rel.ends_with("charts") {
             scan_archive(&path, facts)?;
         } else if name == "Chart.yaml" || child_rel.split('/').any(|p| p == "templates") {

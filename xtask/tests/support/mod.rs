@@ -309,3 +309,15 @@ pub fn actionlint() -> PathBuf {
     })
     .clone()
 }
+
+/// A synthetic monorepo written by `xtask bench --generate`: `services`
+/// service charts (`svc-0000`, ...) built from `charts/catalogue` on a copy of
+/// `charts/_common`, and the umbrella `helm/shop` over all of them with
+/// `values-dev.yaml` and `values-prod.yaml`. Written to `dir/repo`, whose
+/// path is returned. Added by the performance engineer for
+/// `tests/performance.rs`; any test that needs many charts can use it.
+pub fn synthetic_repo(dir: &Path, services: usize) -> PathBuf {
+    let root = dir.join("repo");
+    run_ok(xtask().args(["bench", "--generate"]).arg(&root).args(["--charts", &services.to_string()]));
+    root
+}
