@@ -112,7 +112,12 @@ pub fn hash_chart_files(dir: &Path, ignored: &dyn Fn(&str, bool) -> bool) -> Res
     Ok(fsutil::hex(&hasher.finalize()))
 }
 
-fn collect(root: &Path, dir: &Path, ignored: &dyn Fn(&str, bool) -> bool, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+fn collect(
+    root: &Path,
+    dir: &Path,
+    ignored: &dyn Fn(&str, bool) -> bool,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();

@@ -81,11 +81,9 @@ impl Config {
         if !path.exists() {
             return Ok(Config::default());
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{FILE_NAME}: cannot read file"))?;
-        toml::from_str(&text).map_err(|err| {
-            crate::exit::UsageError(format!("{FILE_NAME}: {}", err.to_string().trim_end())).into()
-        })
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{FILE_NAME}: cannot read file"))?;
+        toml::from_str(&text)
+            .map_err(|err| crate::exit::UsageError(format!("{FILE_NAME}: {}", err.to_string().trim_end())).into())
     }
 }
 

@@ -134,7 +134,13 @@ impl<'a> Checker<'a> {
                 continue;
             };
             if chart.name != service.name {
-                self.problem(name, format!("{}/Chart.yaml names the chart {:?}, {file} names the service {name:?}", chart.rel, chart.name));
+                self.problem(
+                    name,
+                    format!(
+                        "{}/Chart.yaml names the chart {:?}, {file} names the service {name:?}",
+                        chart.rel, chart.name
+                    ),
+                );
             }
             // A service of this repository needs its chart, not an umbrella
             // entry (a monorepo may deploy some charts on their own). Its
@@ -224,7 +230,9 @@ impl<'a> Checker<'a> {
                 Some(host) if has(&["name"]) && chart_name.as_deref() != Some(host.as_str()) => {
                     differ(self, "host", "name (the Service name)", show_opt(&chart_name), format!("host {host}"))
                 }
-                None if service_enabled => differ(self, "host", "service.enabled", "true".into(), "host null (no Service)".into()),
+                None if service_enabled => {
+                    differ(self, "host", "service.enabled", "true".into(), "host null (no Service)".into())
+                }
                 _ => {}
             }
         }
@@ -251,7 +259,13 @@ impl<'a> Checker<'a> {
             let liveness_path = text_at(&values, &["probes", "liveness", "httpGet", "path"]);
             let health = service.health.clone();
             if liveness_path != health {
-                differ(self, "health", "probes.liveness.httpGet.path", show_opt(&liveness_path), format!("health {}", show_opt(&health)));
+                differ(
+                    self,
+                    "health",
+                    "probes.liveness.httpGet.path",
+                    show_opt(&liveness_path),
+                    format!("health {}", show_opt(&health)),
+                );
             }
         }
         if let (Some(tier), true) = (&service.tier, has(&["component"])) {
@@ -270,7 +284,13 @@ impl<'a> Checker<'a> {
             let stateful = bool_at(&values, &["persistence", "enabled"]).unwrap_or(false);
             let chart_kind = if stateful { "statefulset" } else { "deployment" };
             if workload != chart_kind {
-                differ(self, "type", "persistence.enabled", format!("{stateful} (a {chart_kind})"), format!("type {workload}"));
+                differ(
+                    self,
+                    "type",
+                    "persistence.enabled",
+                    format!("{stateful} (a {chart_kind})"),
+                    format!("type {workload}"),
+                );
             }
         }
 
@@ -291,7 +311,11 @@ impl<'a> Checker<'a> {
             match (chart_env.get(var).or_else(|| secret_env.get(var)), expected) {
                 (None, _) => self.problem(
                     name,
-                    format!("env {var}: {shown} env has no {var}, {} lists it{}", self.file, expected.as_ref().map(|v| format!(" as {v:?}")).unwrap_or_default()),
+                    format!(
+                        "env {var}: {shown} env has no {var}, {} lists it{}",
+                        self.file,
+                        expected.as_ref().map(|v| format!(" as {v:?}")).unwrap_or_default()
+                    ),
                 ),
                 (Some(actual), Some(expected)) if actual != expected => self.problem(
                     name,
@@ -302,7 +326,10 @@ impl<'a> Checker<'a> {
         }
         let listed_names: BTreeSet<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
         for var in chart_env.keys().filter(|v| !listed_names.contains(v.as_str())) {
-            self.problem(name, format!("env {var}: {shown} sets env.{var}, {} does not list it in env_vars: add it there", self.file));
+            self.problem(
+                name,
+                format!("env {var}: {shown} sets env.{var}, {} does not list it in env_vars: add it there", self.file),
+            );
         }
         let mut all: Vec<(String, String)> = chart_env.into_iter().collect();
         all.extend(secret_env);
@@ -337,7 +364,10 @@ impl<'a> Checker<'a> {
                         if host != expected {
                             self.problem(
                                 &service.name,
-                                format!("env {var}: {shown} dials host {host}, {file} says {}'s host is {expected}", target.name),
+                                format!(
+                                    "env {var}: {shown} dials host {host}, {file} says {}'s host is {expected}",
+                                    target.name
+                                ),
                             );
                         }
                     }
@@ -346,7 +376,10 @@ impl<'a> Checker<'a> {
                     if port != expected {
                         self.problem(
                             &service.name,
-                            format!("env {var}: {shown} dials {host} on port {port}, {file} says {}'s port is {expected}", target.name),
+                            format!(
+                                "env {var}: {shown} dials {host} on port {port}, {file} says {}'s port is {expected}",
+                                target.name
+                            ),
                         );
                     }
                 }
@@ -377,11 +410,20 @@ impl<'a> Checker<'a> {
         let depends_on = lookup(values, &["dependsOn"]);
         let chart_deps: BTreeSet<String> = keys(depends_on);
         let matrix_deps: BTreeSet<String> = service.dependencies.iter().cloned().collect();
-        let clients: BTreeSet<String> = self.matrix.services.iter().filter(|s| s.dependencies.iter().any(|d| d == name)).map(|s| s.name.clone()).collect();
+        let clients: BTreeSet<String> = self
+            .matrix
+            .services
+            .iter()
+            .filter(|s| s.dependencies.iter().any(|d| d == name))
+            .map(|s| s.name.clone())
+            .collect();
         if service.port.is_none() && !clients.is_empty() {
             self.problem(
                 name,
-                format!("clients: {file} says [{}] depend on it, but it listens on no port (port null)", join(&clients)),
+                format!(
+                    "clients: {file} says [{}] depend on it, but it listens on no port (port null)",
+                    join(&clients)
+                ),
             );
         }
         if depends_on.is_none() {
@@ -404,7 +446,11 @@ impl<'a> Checker<'a> {
             if host != target.host() {
                 self.problem(
                     name,
-                    format!("dependsOn.{dep}.host: {shown} says {}, {file} says {dep}'s host is {}", show_opt(&host), show_opt(&target.host())),
+                    format!(
+                        "dependsOn.{dep}.host: {shown} says {}, {file} says {dep}'s host is {}",
+                        show_opt(&host),
+                        show_opt(&target.host())
+                    ),
                 );
             }
             let port = text_at(values, &["dependsOn", dep, "port"]);
@@ -412,7 +458,11 @@ impl<'a> Checker<'a> {
             if port != expected {
                 self.problem(
                     name,
-                    format!("dependsOn.{dep}.port: {shown} says {}, {file} says {dep}'s port is {}", show_opt(&port), show_opt(&expected)),
+                    format!(
+                        "dependsOn.{dep}.port: {shown} says {}, {file} says {dep}'s port is {}",
+                        show_opt(&port),
+                        show_opt(&expected)
+                    ),
                 );
             }
         }
@@ -477,7 +527,15 @@ impl<'a> Checker<'a> {
             if let Some(value) = lookup(section, key) {
                 let port = scalar_text(value);
                 if port != expected_port {
-                    self.problem(name, format!("port: {shown} sets {} to {}, {file} says port {}", prefix(&key.join(".")), show_opt(&port), show_opt(&expected_port)));
+                    self.problem(
+                        name,
+                        format!(
+                            "port: {shown} sets {} to {}, {file} says port {}",
+                            prefix(&key.join(".")),
+                            show_opt(&port),
+                            show_opt(&expected_port)
+                        ),
+                    );
                 }
             }
         }
@@ -485,11 +543,24 @@ impl<'a> Checker<'a> {
             for (key, value) in map {
                 let Some(dep) = scalar_text(key) else { continue };
                 if !service.dependencies.contains(&dep) {
-                    self.problem(name, format!("dependencies: {shown} adds {} , {file} does not list {dep} among its dependencies [{}]", prefix(&format!("dependsOn.{dep}")), service.dependencies.join(", ")));
+                    self.problem(
+                        name,
+                        format!(
+                            "dependencies: {shown} adds {} , {file} does not list {dep} among its dependencies [{}]",
+                            prefix(&format!("dependsOn.{dep}")),
+                            service.dependencies.join(", ")
+                        ),
+                    );
                     continue;
                 }
                 if value.is_null() {
-                    self.problem(name, format!("dependencies: {shown} removes {} (null), {file} lists {dep} as a dependency", prefix(&format!("dependsOn.{dep}"))));
+                    self.problem(
+                        name,
+                        format!(
+                            "dependencies: {shown} removes {} (null), {file} lists {dep} as a dependency",
+                            prefix(&format!("dependsOn.{dep}"))
+                        ),
+                    );
                     continue;
                 }
                 let Some(target) = self.matrix.service(&dep) else { continue };
@@ -500,7 +571,13 @@ impl<'a> Checker<'a> {
                 }
                 if let Some(port) = text_at(value, &["port"]) {
                     if Some(port.clone()) != target.port.map(|p| p.to_string()) {
-                        self.problem(name, format!("dependsOn.{dep}.port: {shown} sets {port}, {file} says {dep}'s port is {}", show_opt(&target.port.map(|p| p.to_string()))));
+                        self.problem(
+                            name,
+                            format!(
+                                "dependsOn.{dep}.port: {shown} sets {port}, {file} says {dep}'s port is {}",
+                                show_opt(&target.port.map(|p| p.to_string()))
+                            ),
+                        );
                     }
                 }
             }
@@ -533,7 +610,10 @@ impl<'a> Checker<'a> {
         };
         let set = format!("{repository}:{tag}");
         if &set != image {
-            self.problem(&service.name, format!("image: {shown} {}.image is {set}, {} says image {image}", service.name, self.file));
+            self.problem(
+                &service.name,
+                format!("image: {shown} {}.image is {set}, {} says image {image}", service.name, self.file),
+            );
         }
     }
 }
@@ -547,7 +627,9 @@ pub fn hosts_in(var: &str, value: &str) -> Vec<(String, Option<u16>)> {
     let mut found = Vec::new();
     let host_port = |text: &str| -> Option<(String, Option<u16>)> {
         let (host, port) = match text.rsplit_once(':') {
-            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() => (host, port.parse().ok()),
+            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() => {
+                (host, port.parse().ok())
+            }
             _ => (text, None),
         };
         is_host_name(host).then(|| (host.to_ascii_lowercase(), port))
@@ -555,10 +637,10 @@ pub fn hosts_in(var: &str, value: &str) -> Vec<(String, Option<u16>)> {
     if let Some((_, rest)) = value.split_once("://") {
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        found.extend(authority.split(',').filter_map(|part| host_port(part)));
+        found.extend(authority.split(',').filter_map(&host_port));
     } else if value.contains("host=") {
         let params: BTreeMap<&str, &str> = value
-            .split(|c| c == ';' || c == ':')
+            .split([';', ':'])
             .filter_map(|part| part.split_once('='))
             .map(|(k, v)| (k.trim(), v.trim()))
             .collect();
@@ -601,16 +683,16 @@ fn bool_at(value: &Value, path: &[&str]) -> Option<bool> {
 /// a values file removes a key).
 fn keys(value: Option<&Value>) -> BTreeSet<String> {
     match value {
-        Some(Value::Mapping(map)) => map.iter().filter(|(_, v)| !v.is_null()).filter_map(|(k, _)| scalar_text(k)).collect(),
+        Some(Value::Mapping(map)) => {
+            map.iter().filter(|(_, v)| !v.is_null()).filter_map(|(k, _)| scalar_text(k)).collect()
+        }
         _ => BTreeSet::new(),
     }
 }
 
 fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
     match value {
-        Some(Value::Mapping(map)) => {
-            map.iter().filter_map(|(k, v)| Some((scalar_text(k)?, scalar_text(v)?))).collect()
-        }
+        Some(Value::Mapping(map)) => map.iter().filter_map(|(k, v)| Some((scalar_text(k)?, scalar_text(v)?))).collect(),
         _ => BTreeMap::new(),
     }
 }
@@ -637,10 +719,16 @@ fn fix_hint(chart: &BTreeSet<String>, matrix: &BTreeSet<String>, key: &str) -> S
     let missing: Vec<&String> = matrix.difference(chart).collect();
     let extra: Vec<&String> = chart.difference(matrix).collect();
     if !missing.is_empty() {
-        hint.push_str(&format!("; the chart lacks {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+        hint.push_str(&format!(
+            "; the chart lacks {}",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
     if !extra.is_empty() {
-        hint.push_str(&format!("; the matrix lacks {}", extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+        hint.push_str(&format!(
+            "; the matrix lacks {}",
+            extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
     if !hint.is_empty() {
         hint.push_str(&format!(" (fix {key} or the matrix, whichever is wrong)"));
@@ -656,10 +744,19 @@ mod tests {
     fn hosts_are_found_in_urls_dsns_and_host_vars() {
         assert_eq!(hosts_in("MONGO_URL", "mongodb://mongodb:27017/catalogue"), vec![("mongodb".into(), Some(27017))]);
         assert_eq!(
-            hosts_in("MONGO_URL", "mongodb://u:p@mongodb-0.mongodb-headless:27017,mongodb-1.mongodb-headless:27017/x?replicaSet=rs0"),
-            vec![("mongodb-0.mongodb-headless".into(), Some(27017)), ("mongodb-1.mongodb-headless".into(), Some(27017))]
+            hosts_in(
+                "MONGO_URL",
+                "mongodb://u:p@mongodb-0.mongodb-headless:27017,mongodb-1.mongodb-headless:27017/x?replicaSet=rs0"
+            ),
+            vec![
+                ("mongodb-0.mongodb-headless".into(), Some(27017)),
+                ("mongodb-1.mongodb-headless".into(), Some(27017))
+            ]
         );
-        assert_eq!(hosts_in("PDO_URL", "mysql:host=mysql;dbname=ratings;charset=utf8mb4"), vec![("mysql".into(), None)]);
+        assert_eq!(
+            hosts_in("PDO_URL", "mysql:host=mysql;dbname=ratings;charset=utf8mb4"),
+            vec![("mysql".into(), None)]
+        );
         assert_eq!(hosts_in("CART_ENDPOINT", "cart:8080"), vec![("cart".into(), Some(8080))]);
         assert_eq!(hosts_in("REDIS_HOST", "redis-master"), vec![("redis-master".into(), None)]);
         assert_eq!(hosts_in("CATALOGUE_URL", "http://catalogue:8080/"), vec![("catalogue".into(), Some(8080))]);

@@ -74,8 +74,7 @@ impl Context {
             format,
             work_dir,
             cache_dir: cache_dir()?,
-            color: std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            color: std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         })
     }
 

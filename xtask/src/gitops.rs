@@ -357,7 +357,12 @@ pub fn generate(ctx: &Context, overrides: &Overrides) -> Result<BTreeMap<String,
                     );
                 };
                 let version = service.chart_version.clone().ok_or_else(|| {
-                    anyhow::anyhow!("{}: {} has no chart_version (the version of its {} chart)", inputs.matrix_file, service.name, dependency.name)
+                    anyhow::anyhow!(
+                        "{}: {} has no chart_version (the version of its {} chart)",
+                        inputs.matrix_file,
+                        service.name,
+                        dependency.name
+                    )
                 })?;
                 (format!("oci://{}/{}", registry.trim_end_matches('/'), dependency.name), version)
             }
@@ -385,7 +390,8 @@ pub fn generate(ctx: &Context, overrides: &Overrides) -> Result<BTreeMap<String,
             };
             let values = component_values(&merged, &service.name);
             let path = format!("{DIR}/values/{env}/{}.yaml", service.name);
-            let sources = format!("the {}: and global: sections of {}/values.yaml and {env_files}", service.name, umbrella.rel);
+            let sources =
+                format!("the {}: and global: sections of {}/values.yaml and {env_files}", service.name, umbrella.rel);
             let body = if values.as_mapping().is_some_and(|m| m.is_empty()) {
                 "{}\n".to_string()
             } else {
@@ -501,7 +507,9 @@ fn application_set(inputs: &Inputs, group: Group, elements: &[Element]) -> Strin
     }
     out.push_str("  template:\n    metadata:\n      name: '{{ .component }}-{{ .env }}'\n      labels:\n");
     out.push_str(&format!("        app.kubernetes.io/part-of: {}\n", scalar(&umbrella.name)));
-    out.push_str("        app.kubernetes.io/component: '{{ .component }}'\n        robot-shop/environment: '{{ .env }}'\n");
+    out.push_str(
+        "        app.kubernetes.io/component: '{{ .component }}'\n        robot-shop/environment: '{{ .env }}'\n",
+    );
     out.push_str(&format!("        robot-shop/group: {}\n", group.name()));
     if group != Group::Infrastructure {
         out.push_str(
@@ -512,11 +520,17 @@ fn application_set(inputs: &Inputs, group: Group, elements: &[Element]) -> Strin
     match group {
         Group::Infrastructure => {
             out.push_str("        # The published chart (Argo CD's OCI source: path is the chart's root).\n");
-            out.push_str("        - repoURL: '{{ .repoURL }}'\n          path: .\n          targetRevision: '{{ .version }}'\n");
+            out.push_str(
+                "        - repoURL: '{{ .repoURL }}'\n          path: .\n          targetRevision: '{{ .version }}'\n",
+            );
         }
         _ => {
             out.push_str("        # The chart in this repository.\n");
-            out.push_str(&format!("        - repoURL: {}\n          targetRevision: {}\n          path: '{{{{ .path }}}}'\n", scalar(&s.repo_url), scalar(&s.target_revision)));
+            out.push_str(&format!(
+                "        - repoURL: {}\n          targetRevision: {}\n          path: '{{{{ .path }}}}'\n",
+                scalar(&s.repo_url),
+                scalar(&s.target_revision)
+            ));
         }
     }
     out.push_str("          helm:\n");
@@ -526,7 +540,11 @@ fn application_set(inputs: &Inputs, group: Group, elements: &[Element]) -> Strin
     ));
     out.push_str("            valueFiles:\n              - '$values/argocd/values/{{ .env }}/{{ .component }}.yaml'\n");
     out.push_str("        # This repository again, as `$values`: the generated values files.\n");
-    out.push_str(&format!("        - repoURL: {}\n          targetRevision: {}\n          ref: values\n", scalar(&s.repo_url), scalar(&s.target_revision)));
+    out.push_str(&format!(
+        "        - repoURL: {}\n          targetRevision: {}\n          ref: values\n",
+        scalar(&s.repo_url),
+        scalar(&s.target_revision)
+    ));
     out.push_str("      destination:\n        server: '{{ .server }}'\n        namespace: '{{ .namespace }}'\n");
     out.push_str(&sync_policy("      ", true));
     out
@@ -561,7 +579,11 @@ fn app_of_apps(inputs: &Inputs) -> String {
         scalar(&s.repo_url),
         scalar(&s.target_revision)
     ));
-    out.push_str(&format!("  destination:\n    server: {}\n    namespace: {}\n", scalar(IN_CLUSTER), scalar(&s.argocd_namespace)));
+    out.push_str(&format!(
+        "  destination:\n    server: {}\n    namespace: {}\n",
+        scalar(IN_CLUSTER),
+        scalar(&s.argocd_namespace)
+    ));
     out.push_str(&sync_policy("  ", false));
     out
 }
@@ -574,7 +596,8 @@ pub fn write(ctx: &Context, files: &BTreeMap<String, String>) -> Result<Vec<Stri
         let path = ctx.root.join(rel);
         let current = std::fs::read_to_string(&path).ok();
         if current.as_deref() != Some(text.as_str()) {
-            crate::fsutil::write_atomic(&path, text.as_bytes()).with_context(|| format!("gitops: cannot write {rel}"))?;
+            crate::fsutil::write_atomic(&path, text.as_bytes())
+                .with_context(|| format!("gitops: cannot write {rel}"))?;
             changes.push(format!("{} {rel}", if current.is_some() { "updated" } else { "created" }));
         }
     }

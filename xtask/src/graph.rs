@@ -73,14 +73,11 @@ impl ChartGraph {
                         graph.update_edge(nodes[dep_index], nodes[index], ());
                     }
                     None => {
-                        let broken = repo.broken.iter().find(|b| {
-                            repo.root.join(&b.rel).canonicalize().ok() == target
-                        });
+                        let broken = repo.broken.iter().find(|b| repo.root.join(&b.rel).canonicalize().ok() == target);
                         let message = match broken {
-                            Some(b) => format!(
-                                "{shown}: dependency {:?} is the chart at {}, which is broken",
-                                dep.name, b.rel
-                            ),
+                            Some(b) => {
+                                format!("{shown}: dependency {:?} is the chart at {}, which is broken", dep.name, b.rel)
+                            }
                             None => format!(
                                 "{shown}: dependency {:?} ({}) is outside the chart directories",
                                 dep.name,
@@ -103,38 +100,27 @@ impl ChartGraph {
     /// names the whole cycle.
     fn report_cycles(&mut self, repo: &Repo) {
         for component in tarjan_scc(&self.graph) {
-            let self_loop = component.len() == 1
-                && self.graph.find_edge(component[0], component[0]).is_some();
+            let self_loop = component.len() == 1 && self.graph.find_edge(component[0], component[0]).is_some();
             if component.len() < 2 && !self_loop {
                 continue;
             }
-            let mut names: Vec<String> =
-                component.iter().map(|n| repo.charts[self.graph[*n]].name.clone()).collect();
+            let mut names: Vec<String> = component.iter().map(|n| repo.charts[self.graph[*n]].name.clone()).collect();
             names.sort();
             let cycle = format!("{} -> {}", names.join(" -> "), names[0]);
             for name in &names {
-                self.issues.push(GraphIssue {
-                    chart: name.clone(),
-                    message: format!("dependency cycle: {cycle}"),
-                });
+                self.issues.push(GraphIssue { chart: name.clone(), message: format!("dependency cycle: {cycle}") });
             }
         }
     }
 
     /// Direct dependencies (repository charts) of a chart.
     pub fn dependencies(&self, chart: usize) -> Vec<usize> {
-        self.graph
-            .edges_directed(self.nodes[chart], Direction::Incoming)
-            .map(|e| self.graph[e.source()])
-            .collect()
+        self.graph.edges_directed(self.nodes[chart], Direction::Incoming).map(|e| self.graph[e.source()]).collect()
     }
 
     /// Direct dependents of a chart.
     pub fn dependents(&self, chart: usize) -> Vec<usize> {
-        self.graph
-            .edges_directed(self.nodes[chart], Direction::Outgoing)
-            .map(|e| self.graph[e.target()])
-            .collect()
+        self.graph.edges_directed(self.nodes[chart], Direction::Outgoing).map(|e| self.graph[e.target()]).collect()
     }
 
     /// `start` plus everything that depends on it, transitively.
@@ -174,9 +160,7 @@ impl ChartGraph {
                 loop {
                     let before = order.len();
                     for chart in 0..count {
-                        if !placed.contains(&chart)
-                            && self.dependencies(chart).iter().all(|d| placed.contains(d))
-                        {
+                        if !placed.contains(&chart) && self.dependencies(chart).iter().all(|d| placed.contains(d)) {
                             placed.insert(chart);
                             order.push(chart);
                         }

@@ -192,7 +192,13 @@ pub fn charts(repo: &Repo, graph: &ChartGraph, format: GraphFormat) -> String {
     draw("charts", &groups, &[], &edges, format)
 }
 
-fn draw(name: &str, groups: &[(String, Vec<Node>)], extra: &[Node], edges: &[(String, String, bool)], format: GraphFormat) -> String {
+fn draw(
+    name: &str,
+    groups: &[(String, Vec<Node>)],
+    extra: &[Node],
+    edges: &[(String, String, bool)],
+    format: GraphFormat,
+) -> String {
     let mut out = String::new();
     match format {
         GraphFormat::Mermaid => {
@@ -222,7 +228,11 @@ fn draw(name: &str, groups: &[(String, Vec<Node>)], extra: &[Node], edges: &[(St
                 out.push_str(&format!("  {} [label={}, shape=circle];\n", quote(&node.id), quote(&node.label)));
             }
             for (group, nodes) in groups {
-                out.push_str(&format!("  subgraph {} {{\n    label={};\n", quote(&format!("cluster_{group}")), quote(group)));
+                out.push_str(&format!(
+                    "  subgraph {} {{\n    label={};\n",
+                    quote(&format!("cluster_{group}")),
+                    quote(group)
+                ));
                 for node in nodes {
                     let shape = if node.store { ", shape=cylinder" } else { "" };
                     out.push_str(&format!("    {} [label={}{shape}];\n", quote(&node.id), quote(&node.label)));
@@ -243,8 +253,19 @@ fn draw(name: &str, groups: &[(String, Vec<Node>)], extra: &[Node], edges: &[(St
 /// an arrow and some words (`end`, `graph`, ...) are keywords.
 fn node_id(name: &str) -> String {
     let id: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    const KEYWORDS: [&str; 11] =
-        ["end", "graph", "subgraph", "flowchart", "style", "class", "classDef", "click", "linkStyle", "direction", "default"];
+    const KEYWORDS: [&str; 11] = [
+        "end",
+        "graph",
+        "subgraph",
+        "flowchart",
+        "style",
+        "class",
+        "classDef",
+        "click",
+        "linkStyle",
+        "direction",
+        "default",
+    ];
     if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&id)) || id.starts_with(|c: char| c.is_ascii_digit()) {
         format!("n_{id}")
     } else {
@@ -295,9 +316,9 @@ pub fn updated_readme(ctx: &Context, text: &str) -> Result<(String, Vec<String>)
             anyhow::anyhow!("{README}: {open} names an unknown view {view_name:?}; the views are runtime and charts")
         })?;
         let body_start = start + open.len();
-        let end = rest[body_start..]
-            .find(&close)
-            .ok_or_else(|| anyhow::anyhow!("{README}: {open} has no matching {close}: add the end marker after the diagram"))?;
+        let end = rest[body_start..].find(&close).ok_or_else(|| {
+            anyhow::anyhow!("{README}: {open} has no matching {close}: add the end marker after the diagram")
+        })?;
         out.push_str(&rest[..body_start]);
         out.push_str(&block(ctx, view)?);
         out.push_str(&close);

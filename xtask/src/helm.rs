@@ -79,7 +79,8 @@ pub fn lint(
     }
     let strict = lint_strict().then_some("--strict");
     let finished = process::run(
-        xshell::cmd!(sh, "{helm_path} lint {strict...} --kube-version {kube_version} {values...} {paths...}").env("GOGC", go_gc()),
+        xshell::cmd!(sh, "{helm_path} lint {strict...} --kube-version {kube_version} {values...} {paths...}")
+            .env("GOGC", go_gc()),
         None,
     )?;
     Ok((finished.clone(), parse_lint(&finished.stdout, &finished.stderr, paths)))
@@ -105,11 +106,8 @@ pub fn parse_lint(stdout: &str, stderr: &str, paths: &[PathBuf]) -> BTreeMap<Pat
     }
     let mut verdicts = BTreeMap::new();
     for (path, lines) in sections {
-        let problems: Vec<String> = lines
-            .iter()
-            .filter(|l| l.starts_with("[ERROR]") || l.starts_with("[WARNING]"))
-            .cloned()
-            .collect();
+        let problems: Vec<String> =
+            lines.iter().filter(|l| l.starts_with("[ERROR]") || l.starts_with("[WARNING]")).cloned().collect();
         // Without --strict, warnings are reported but do not fail.
         let ok = !problems.iter().any(|l| l.starts_with("[ERROR]") || (lint_strict() && l.starts_with("[WARNING]")));
         verdicts.insert(path, LintVerdict { ok, message: problems.join("\n") });
@@ -151,7 +149,8 @@ pub fn template(
         extra.push(s.clone());
     }
     process::run(
-        xshell::cmd!(sh, "{helm_path} template {release} {chart_dir} --kube-version {kube_version} {extra...}").env("GOGC", go_gc()),
+        xshell::cmd!(sh, "{helm_path} template {release} {chart_dir} --kube-version {kube_version} {extra...}")
+            .env("GOGC", go_gc()),
         None,
     )
 }
@@ -319,7 +318,10 @@ mod tests {
         assert_eq!(records.len(), 3);
         assert_eq!(join_records(&records), out);
         let alone = unbatch(&records, "p");
-        assert_eq!(alone["a"], "---\n# Source: a/templates/s.yaml\nkind: Service\n\n---\n# Source: a/templates/d.yaml\nkind: Deployment\n");
+        assert_eq!(
+            alone["a"],
+            "---\n# Source: a/templates/s.yaml\nkind: Service\n\n---\n# Source: a/templates/d.yaml\nkind: Deployment\n"
+        );
         assert_eq!(alone["b"], "---\n# Source: b/templates/c.yaml\nkind: ConfigMap\n");
         assert_eq!(join_records(&[]), "\n");
     }

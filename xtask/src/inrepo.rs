@@ -38,9 +38,9 @@ pub fn resolve(repo: &mut Repo, config: &Config) {
                 continue;
             }
             let Some(constraint) = dep.version.as_deref() else { continue };
-            let found = siblings.iter().find(|(name, version, dir)| {
-                *name == dep.name && *dir != own_dir && satisfies(constraint, version)
-            });
+            let found = siblings
+                .iter()
+                .find(|(name, version, dir)| *name == dep.name && *dir != own_dir && satisfies(constraint, version));
             dep.in_repo = found.map(|(_, _, dir)| dir.clone());
         }
     }

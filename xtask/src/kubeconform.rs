@@ -34,7 +34,11 @@ pub type Problems = Vec<String>;
 /// Validates many files in one kubeconform process (`-strict`, all the
 /// schema locations of the toolset) against one Kubernetes version.
 /// Every file given gets an entry; files without problems map to an empty list.
-pub fn validate(tools: &Toolset, kube_version: &str, files: &[PathBuf]) -> Result<(Finished, BTreeMap<PathBuf, Problems>)> {
+pub fn validate(
+    tools: &Toolset,
+    kube_version: &str,
+    files: &[PathBuf],
+) -> Result<(Finished, BTreeMap<PathBuf, Problems>)> {
     let sh = xshell::Shell::new()?;
     let kc = &tools.kubeconform.path;
     let mut locations = Vec::new();

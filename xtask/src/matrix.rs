@@ -130,11 +130,17 @@ impl ServiceMatrix {
         let mut seen = BTreeMap::new();
         for (i, service) in self.services.iter().enumerate() {
             if let Some(first) = seen.insert(service.name.as_str(), i) {
-                problems.push(format!("{file}: service {:?} is listed twice (entries {} and {})", service.name, first + 1, i + 1));
+                problems.push(format!(
+                    "{file}: service {:?} is listed twice (entries {} and {})",
+                    service.name,
+                    first + 1,
+                    i + 1
+                ));
             }
         }
         let mut graph = DiGraph::<&str, ()>::new();
-        let nodes: BTreeMap<&str, _> = self.services.iter().map(|s| (s.name.as_str(), graph.add_node(s.name.as_str()))).collect();
+        let nodes: BTreeMap<&str, _> =
+            self.services.iter().map(|s| (s.name.as_str(), graph.add_node(s.name.as_str()))).collect();
         for service in &self.services {
             for dep in &service.dependencies {
                 match nodes.get(dep.as_str()) {
@@ -175,7 +181,12 @@ pub fn check(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
         Ok(Some(matrix)) => matrix,
         Ok(None) => return Vec::new(),
         Err(err) => {
-            return vec![RepoCheck { check: "service-matrix".into(), file, status: Status::Failed, message: format!("{err:#}") }];
+            return vec![RepoCheck {
+                check: "service-matrix".into(),
+                file,
+                status: Status::Failed,
+                message: format!("{err:#}"),
+            }];
         }
     };
     let mut problems = matrix.problems(&file);

@@ -191,10 +191,7 @@ impl Repo {
                 self.broken.push(BrokenChart {
                     name: chart.name.clone(),
                     rel: chart.rel.clone(),
-                    error: format!(
-                        "{}/Chart.yaml: chart name {:?} is already used by {first}",
-                        chart.rel, chart.name
-                    ),
+                    error: format!("{}/Chart.yaml: chart name {:?} is already used by {first}", chart.rel, chart.name),
                 });
             } else {
                 seen.insert(chart.name.clone(), chart.rel.clone());
@@ -266,13 +263,10 @@ fn read_chart(root: &Path, dir: &Path, rel: &str) -> Result<Chart> {
     };
     let version_text = match meta.version.as_deref() {
         Some(v) if !v.trim().is_empty() => v.to_string(),
-        _ => anyhow::bail!(
-            "{shown}: required field `version` is missing (a SemVer 2 version such as 1.0.0)"
-        ),
+        _ => anyhow::bail!("{shown}: required field `version` is missing (a SemVer 2 version such as 1.0.0)"),
     };
-    let version = semver::Version::parse(&version_text).map_err(|err| {
-        anyhow::anyhow!("{shown}: version {version_text:?} is not SemVer 2 ({err})")
-    })?;
+    let version = semver::Version::parse(&version_text)
+        .map_err(|err| anyhow::anyhow!("{shown}: version {version_text:?} is not SemVer 2 ({err})"))?;
     match meta.api_version.as_deref() {
         Some("v2") => {}
         Some(other) => anyhow::bail!("{shown}: apiVersion {other:?} is not supported (use v2)"),
@@ -283,11 +277,7 @@ fn read_chart(root: &Path, dir: &Path, rel: &str) -> Result<Chart> {
             anyhow::bail!("{shown}: dependency {:?} has no `version`", dep.name);
         }
     }
-    let kind = if meta.chart_type.as_deref() == Some("library") {
-        ChartKind::Library
-    } else {
-        ChartKind::Application
-    };
+    let kind = if meta.chart_type.as_deref() == Some("library") { ChartKind::Library } else { ChartKind::Application };
     let environments = environments(root, dir, rel);
     Ok(Chart { name, version, dir: dir.to_path_buf(), rel: rel.to_string(), meta, kind, environments })
 }
@@ -303,10 +293,7 @@ fn environments(_root: &Path, dir: &Path, rel: &str) -> Vec<Environment> {
             let file = entry.file_name().to_string_lossy().into_owned();
             if let Some(env) = file.strip_prefix("values-").and_then(|f| f.strip_suffix(".yaml")) {
                 if !env.is_empty() {
-                    envs.push(Environment {
-                        name: env.to_string(),
-                        values_files: vec![format!("{rel}/{file}")],
-                    });
+                    envs.push(Environment { name: env.to_string(), values_files: vec![format!("{rel}/{file}")] });
                 }
             }
         }
@@ -331,11 +318,8 @@ fn environments(_root: &Path, dir: &Path, rel: &str) -> Vec<Environment> {
 /// An application chart that depends (through `file://` or in-repo
 /// resolution) on another application chart of the repository is an umbrella.
 fn classify(charts: &mut [Chart]) {
-    let application_dirs: Vec<PathBuf> = charts
-        .iter()
-        .filter(|c| c.kind == ChartKind::Application)
-        .filter_map(|c| c.dir.canonicalize().ok())
-        .collect();
+    let application_dirs: Vec<PathBuf> =
+        charts.iter().filter(|c| c.kind == ChartKind::Application).filter_map(|c| c.dir.canonicalize().ok()).collect();
     for chart in charts.iter_mut() {
         if chart.kind != ChartKind::Application {
             continue;

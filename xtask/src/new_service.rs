@@ -127,7 +127,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     }
     if plan.readme {
         let path = ctx.root.join(crate::graph_cmd::README);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read file", crate::graph_cmd::README))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read file", crate::graph_cmd::README))?;
         let (updated, _) = crate::graph_cmd::updated_readme(ctx, &text)?;
         if updated != text {
             crate::fsutil::write_atomic(&path, updated.as_bytes())?;
@@ -161,7 +162,9 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
     let matrix_file = ctx.config.service_matrix.clone();
     let matrix = match ServiceMatrix::load(&ctx.root, &matrix_file)? {
         Some(matrix) => matrix,
-        None => return exit::usage(format!("{matrix_file} does not exist: new-service adds the service to the matrix")),
+        None => {
+            return exit::usage(format!("{matrix_file} does not exist: new-service adds the service to the matrix"))
+        }
     };
     let problems = matrix.problems(&matrix_file);
     if !problems.is_empty() {
@@ -169,18 +172,23 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
     }
     let repo = Repo::discover(&ctx.root, &ctx.config)?;
 
-    let umbrella = match repo.charts.iter().filter(|c| c.kind == ChartKind::Umbrella).collect::<Vec<_>>().as_slice() {
-        [one] => *one,
-        [] => return exit::usage("new-service needs the umbrella chart (the chart that depends on every service chart); there is none"),
-        many => {
-            return exit::usage(format!(
-                "new-service found several umbrella charts ({}); it adds the service to exactly one",
-                many.iter().map(|c| c.rel.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-        }
-    };
+    let umbrella =
+        match repo.charts.iter().filter(|c| c.kind == ChartKind::Umbrella).collect::<Vec<_>>().as_slice() {
+            [one] => *one,
+            [] => return exit::usage(
+                "new-service needs the umbrella chart (the chart that depends on every service chart); there is none",
+            ),
+            many => {
+                return exit::usage(format!(
+                    "new-service found several umbrella charts ({}); it adds the service to exactly one",
+                    many.iter().map(|c| c.rel.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            }
+        };
     let library = repo.charts.iter().find(|c| c.kind == ChartKind::Library).ok_or_else(|| {
-        exit::UsageError("new-service needs the library chart the service charts render with (type: library); there is none".into())
+        exit::UsageError(
+            "new-service needs the library chart the service charts render with (type: library); there is none".into(),
+        )
     })?;
     // The chart new charts are modelled on: the first service chart of the
     // matrix that uses the library (schema, templates, .helmignore).
@@ -193,7 +201,8 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
         .ok_or_else(|| exit::UsageError("new-service copies the schema and templates of an existing service chart that uses the library chart; there is none".into()))?;
 
     // Refusals: the name is taken, a dependency is unknown.
-    let parent = reference.dir.parent().map(|p| crate::model::relative(&ctx.root, p)).unwrap_or_else(|| "charts".into());
+    let parent =
+        reference.dir.parent().map(|p| crate::model::relative(&ctx.root, p)).unwrap_or_else(|| "charts".into());
     let chart_dir = format!("{parent}/{name}");
     let mut taken = Vec::new();
     if matrix.service(name).is_some() {
@@ -217,7 +226,10 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
         }
     }
     if !taken.is_empty() {
-        return exit::usage(format!("new-service {name}: the name is in use ({}); choose another name", taken.join("; ")));
+        return exit::usage(format!(
+            "new-service {name}: the name is in use ({}); choose another name",
+            taken.join("; ")
+        ));
     }
     let mut deps: Vec<&Service> = Vec::new();
     for dep in &args.deps {
@@ -232,7 +244,9 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
             ));
         };
         if service.port.is_none() || service.host().is_none() {
-            return exit::usage(format!("--deps {dep}: {dep} listens on no port ({matrix_file} says port null), so nothing can call it"));
+            return exit::usage(format!(
+                "--deps {dep}: {dep} listens on no port ({matrix_file} says port null), so nothing can call it"
+            ));
         }
         if !deps.iter().any(|d| d.name == service.name) {
             deps.push(service);
@@ -241,7 +255,11 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
     let profile = profile_for(&args.language).to_string();
     let profiles = schema_enum(&reference.dir.join("values.schema.json"), "profile")?;
     if !profiles.is_empty() && !profiles.contains(&profile) {
-        return exit::usage(format!("--language {}: not a resource profile of the library; choose one of {}", args.language, profiles.join(", ")));
+        return exit::usage(format!(
+            "--language {}: not a resource profile of the library; choose one of {}",
+            args.language,
+            profiles.join(", ")
+        ));
     }
     let (image_repository, image_tag) = image(args, name)?;
     if !args.health.starts_with('/') {
@@ -291,20 +309,29 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
     dep_value.insert("version".into(), FIRST_VERSION.into());
     dep_value.insert("repository".into(), repository.clone().into());
     dep_value.insert("condition".into(), format!("{name}.enabled").into());
-    let new_chart = append_to_sequence(&text, &umbrella_chart, "dependencies", &entry, |v| push_to(v, &["dependencies"], Value::Mapping(dep_value.clone())))?;
+    let new_chart = append_to_sequence(&text, &umbrella_chart, "dependencies", &entry, |v| {
+        push_to(v, &["dependencies"], Value::Mapping(dep_value.clone()))
+    })?;
     files.push((umbrella_chart, new_chart));
 
     let umbrella_values = format!("{}/values.yaml", umbrella.rel);
     let values_path = ctx.root.join(&umbrella_values);
-    let text = if values_path.is_file() { crate::yaml::read_text(&values_path, &umbrella_values)? } else { String::new() };
-    let service_keys: Vec<String> = matrix.services.iter().filter(|s| !s.is_infrastructure()).map(|s| s.name.clone()).collect();
+    let text =
+        if values_path.is_file() { crate::yaml::read_text(&values_path, &umbrella_values)? } else { String::new() };
+    let service_keys: Vec<String> =
+        matrix.services.iter().filter(|s| !s.is_infrastructure()).map(|s| s.name.clone()).collect();
     let new_values = add_top_level_section(&text, &umbrella_values, name, &service_keys)?;
     files.push((umbrella_values, new_values));
 
     // Each dependency of this repository admits the new client.
     let mut edited_deps = Vec::new();
     for dep in deps.iter().filter(|d| !d.is_infrastructure()) {
-        let Some(chart) = dep.chart.as_deref().and_then(|folder| repo.charts.iter().find(|c| c.rel == folder)).or_else(|| repo.chart(&dep.name)) else {
+        let Some(chart) = dep
+            .chart
+            .as_deref()
+            .and_then(|folder| repo.charts.iter().find(|c| c.rel == folder))
+            .or_else(|| repo.chart(&dep.name))
+        else {
             continue;
         };
         let rel = format!("{}/values.yaml", chart.rel);
@@ -318,14 +345,16 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
     let overrides: crate::gitops::Overrides = files.iter().cloned().collect();
     let gitops = ctx.root.join(crate::gitops::DIR).is_dir();
     if gitops {
-        crate::gitops::generate(ctx, &overrides).context("new-service: the GitOps files could not be generated for the new service")?;
+        crate::gitops::generate(ctx, &overrides)
+            .context("new-service: the GitOps files could not be generated for the new service")?;
     }
     let readme_path = ctx.root.join(crate::graph_cmd::README);
-    let readme = readme_path.is_file()
-        && std::fs::read_to_string(&readme_path).is_ok_and(|t| t.contains("<!-- graph:"));
+    let readme =
+        readme_path.is_file() && std::fs::read_to_string(&readme_path).is_ok_and(|t| t.contains("<!-- graph:"));
     if readme {
         let text = std::fs::read_to_string(&readme_path)?;
-        crate::graph_cmd::updated_readme(ctx, &text).context("new-service: README.md's diagram blocks cannot be regenerated")?;
+        crate::graph_cmd::updated_readme(ctx, &text)
+            .context("new-service: README.md's diagram blocks cannot be regenerated")?;
     }
     Ok(Plan { files, chart_dir, edited_deps, gitops, readme })
 }
@@ -347,9 +376,11 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 fn uses(chart: &Chart, library: &Chart) -> bool {
-    chart.meta.dependencies.iter().any(|d| {
-        d.file_path().and_then(|p| chart.dir.join(p).canonicalize().ok()) == library.dir.canonicalize().ok()
-    })
+    chart
+        .meta
+        .dependencies
+        .iter()
+        .any(|d| d.file_path().and_then(|p| chart.dir.join(p).canonicalize().ok()) == library.dir.canonicalize().ok())
 }
 
 fn image(args: &Args, name: &str) -> Result<(String, String)> {
@@ -362,14 +393,17 @@ fn image(args: &Args, name: &str) -> Result<(String, String)> {
         Some(colon) if !image[slash + colon + 1..].is_empty() && &image[slash + colon + 1..] != "latest" => {
             Ok((image[..slash + colon].to_string(), image[slash + colon + 1..].to_string()))
         }
-        _ => exit::usage(format!("--image {image}: give REPOSITORY:TAG with a pinned tag (not latest), e.g. robotshop/rs-{name}:1.0.0")),
+        _ => exit::usage(format!(
+            "--image {image}: give REPOSITORY:TAG with a pinned tag (not latest), e.g. robotshop/rs-{name}:1.0.0"
+        )),
     }
 }
 
 /// The `enum` of a property in a values.schema.json (empty when absent).
 fn schema_enum(path: &Path, property: &str) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let schema: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let schema: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     Ok(schema
         .pointer(&format!("/properties/{property}/enum"))
         .and_then(|v| v.as_array())
@@ -443,7 +477,10 @@ struct NewService {
 impl NewService {
     /// `CATALOGUE_HOST: catalogue` for each dependency.
     fn env(&self) -> Vec<(String, String)> {
-        self.deps.iter().map(|(name, host, _)| (format!("{}_HOST", name.to_ascii_uppercase().replace('-', "_")), host.clone())).collect()
+        self.deps
+            .iter()
+            .map(|(name, host, _)| (format!("{}_HOST", name.to_ascii_uppercase().replace('-', "_")), host.clone()))
+            .collect()
     }
 
     fn chart_yaml(&self) -> String {
@@ -679,10 +716,12 @@ affinity: {{}}
 
     /// The same entry as the parser reads it, to verify the edit.
     fn matrix_entry_value(&self) -> Value {
-        yaml_serde::from_str(&self.matrix_entry_lines().join("\n")).map(|v: Value| match v {
-            Value::Sequence(mut items) if items.len() == 1 => items.remove(0),
-            other => other,
-        }).unwrap_or(Value::Null)
+        yaml_serde::from_str(&self.matrix_entry_lines().join("\n"))
+            .map(|v: Value| match v {
+                Value::Sequence(mut items) if items.len() == 1 => items.remove(0),
+                other => other,
+            })
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -750,7 +789,8 @@ fn refuse(file: &str, why: &str) -> anyhow::Error {
 /// Parses both texts and checks that the edit made exactly `change`.
 fn verify(before: &str, after: &str, file: &str, change: impl FnOnce(&mut Value) -> bool) -> Result<()> {
     let mut expected: Value = crate::yaml::parse(before, file)?;
-    let actual: Value = crate::yaml::parse(after, file).map_err(|err| refuse(file, &format!("the edited text does not parse: {err}")))?;
+    let actual: Value = crate::yaml::parse(after, file)
+        .map_err(|err| refuse(file, &format!("the edited text does not parse: {err}")))?;
     if !change(&mut expected) || expected != actual {
         return Err(refuse(file, "the edited text does not parse to the intended change"));
     }
@@ -767,7 +807,13 @@ fn join_lines(lines: &[String], trailing_newline: bool) -> String {
 
 /// Appends an item to the block sequence under a top-level key, after its
 /// last item, with the indentation of its first item.
-fn append_to_sequence(text: &str, file: &str, key: &str, item: &[String], change: impl FnOnce(&mut Value) -> bool) -> Result<String> {
+fn append_to_sequence(
+    text: &str,
+    file: &str,
+    key: &str,
+    item: &[String],
+    change: impl FnOnce(&mut Value) -> bool,
+) -> Result<String> {
     let lines: Vec<&str> = text.lines().collect();
     let start = top_level_line(&lines, key).ok_or_else(|| refuse(file, &format!("no top-level `{key}:` line")))?;
     if !lines[start][key.len() + 1..].trim().is_empty() && !lines[start][key.len() + 1..].trim().starts_with('#') {

@@ -76,8 +76,8 @@ impl<'a> Stager<'a> {
     pub fn stage(&self, repo: &Repo, chart: &Chart) -> Result<PathBuf> {
         let staged = self.staged_dir(chart);
         let mut wanted: Vec<(PathBuf, PathBuf)> = Vec::new();
-        for entry in std::fs::read_dir(&chart.dir)
-            .with_context(|| format!("{}: cannot list the chart folder", chart.rel))?
+        for entry in
+            std::fs::read_dir(&chart.dir).with_context(|| format!("{}: cannot list the chart folder", chart.rel))?
         {
             let entry = entry?;
             let name = entry.file_name();
@@ -122,12 +122,10 @@ impl<'a> Stager<'a> {
             return Ok(staged);
         }
         if staged.symlink_metadata().is_ok() {
-            std::fs::remove_dir_all(&staged)
-                .with_context(|| format!("cannot clear {}", staged.display()))?;
+            std::fs::remove_dir_all(&staged).with_context(|| format!("cannot clear {}", staged.display()))?;
         }
         let charts_dir = staged.join("charts");
-        std::fs::create_dir_all(&charts_dir)
-            .with_context(|| format!("cannot create {}", charts_dir.display()))?;
+        std::fs::create_dir_all(&charts_dir).with_context(|| format!("cannot create {}", charts_dir.display()))?;
 
         for (link, target) in &wanted {
             fsutil::symlink_force(target, &staged.join(link))?;
@@ -195,11 +193,7 @@ impl<'a> Stager<'a> {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|x| x == "tgz"))
             .with_context(|| format!("helm pull of {name} {version} from {effective} wrote no archive"))?;
-        let final_path = if exact {
-            cached.clone()
-        } else {
-            folder.join(pulled.file_name().unwrap_or_default())
-        };
+        let final_path = if exact { cached.clone() } else { folder.join(pulled.file_name().unwrap_or_default()) };
         std::fs::rename(&pulled, &final_path)
             .with_context(|| format!("cannot move the pulled archive to {}", final_path.display()))?;
         self.remember(key, &final_path);
@@ -232,10 +226,8 @@ fn is_staged_as(staged: &Path, wanted: &[(PathBuf, PathBuf)]) -> bool {
         .chain(std::iter::once(PathBuf::from("charts")))
         .collect();
     expected_top.sort();
-    let mut expected_charts: Vec<PathBuf> = wanted
-        .iter()
-        .filter_map(|(link, _)| link.strip_prefix("charts").ok().map(Path::to_path_buf))
-        .collect();
+    let mut expected_charts: Vec<PathBuf> =
+        wanted.iter().filter_map(|(link, _)| link.strip_prefix("charts").ok().map(Path::to_path_buf)).collect();
     expected_charts.sort();
     top == expected_top
         && charts == expected_charts
@@ -253,8 +245,5 @@ pub fn is_loopback(host_and_path: &str) -> bool {
 /// Helm 4 prints registry chatter ("Pulled:", "Digest:") that is not part of
 /// an error; drop it from messages.
 pub fn strip_registry_noise(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with("Pulled:") && !l.starts_with("Digest:"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().filter(|l| !l.starts_with("Pulled:") && !l.starts_with("Digest:")).collect::<Vec<_>>().join("\n")
 }

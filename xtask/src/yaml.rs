@@ -47,9 +47,7 @@ pub fn load<T: DeserializeOwned>(path: &Path, shown_as: &str) -> Result<T> {
 /// Reads a YAML file as text, refusing binary or oversized content with an
 /// error that names the file.
 pub fn read_text(path: &Path, shown_as: &str) -> Result<String> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("{shown_as}: cannot read file"))?
-        .len();
+    let size = std::fs::metadata(path).with_context(|| format!("{shown_as}: cannot read file"))?.len();
     if size > MAX_YAML_BYTES {
         return Err(YamlError {
             file: shown_as.to_string(),

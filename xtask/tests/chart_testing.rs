@@ -159,7 +159,11 @@ fn fixture(root: &Path, registry: &str) {
     // The bad one breaks the values schema, which helm lint checks (a
     // template's `fail` would not do: helm 4 lints in a mode that only logs it).
     chart(root, "web", "1.0.0");
-    write(root, "charts/web/values.schema.json", "{\"type\": \"object\", \"properties\": {\"replicaCount\": {\"type\": \"integer\"}}}\n");
+    write(
+        root,
+        "charts/web/values.schema.json",
+        "{\"type\": \"object\", \"properties\": {\"replicaCount\": {\"type\": \"integer\"}}}\n",
+    );
     write(root, "charts/web/ci/good-values.yaml", "replicaCount: 2\n");
     write(root, "charts/web/ci/zz-bad-values.yaml", "replicaCount: many\n");
 
@@ -171,7 +175,11 @@ fn fixture(root: &Path, registry: &str) {
     // A maintainer written the wrong way (`mail` for `email`).
     chart(root, "maint", "0.1.0");
     let text = std::fs::read_to_string(root.join("charts/maint/Chart.yaml")).unwrap();
-    write(root, "charts/maint/Chart.yaml", &text.replace("  - name: octocat\n", "  - name: octocat\n    mail: octocat@example.com\n"));
+    write(
+        root,
+        "charts/maint/Chart.yaml",
+        &text.replace("  - name: octocat\n", "  - name: octocat\n    mail: octocat@example.com\n"),
+    );
 
     // yamllint: trailing spaces in values.yaml.
     chart(root, "spaces", "0.1.0");
@@ -191,7 +199,11 @@ fn fixture(root: &Path, registry: &str) {
 
     // A library chart without values.yaml: ct's yamllint fails on the
     // missing file (and never gets to its unit tests).
-    write(root, "charts/library/Chart.yaml", "apiVersion: v2\nname: library\ndescription: named templates\ntype: library\nversion: 0.1.0\n");
+    write(
+        root,
+        "charts/library/Chart.yaml",
+        "apiVersion: v2\nname: library\ndescription: named templates\ntype: library\nversion: 0.1.0\n",
+    );
     write(root, "charts/library/templates/_name.tpl", "{{- define \"library.name\" -}}{{ .Chart.Name }}{{- end -}}\n");
 
     // Broken, but excluded in ct.yaml: neither tool looks at it.
@@ -232,7 +244,11 @@ fn parse_ct(stdout: &str) -> Verdicts {
         yamllint_failed: bool,
     }
     let quoted_path = |line: &str| -> String {
-        let start = line.find("path: \\\"").map(|i| i + 8).or_else(|| line.find("path: \"").map(|i| i + 7)).expect("path in ct line");
+        let start = line
+            .find("path: \\\"")
+            .map(|i| i + 8)
+            .or_else(|| line.find("path: \"").map(|i| i + 7))
+            .expect("path in ct line");
         line[start..].split(['"', '\\']).next().unwrap().to_string()
     };
     let yamllint_problem = |line: &str| {
@@ -241,7 +257,10 @@ fn parse_ct(stdout: &str) -> Verdicts {
             return true;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
-        words.len() > 2 && words[1] == "error" && words[0].split(':').count() == 2 && words[0].split(':').all(|p| p.parse::<u32>().is_ok())
+        words.len() > 2
+            && words[1] == "error"
+            && words[0].split(':').count() == 2
+            && words[0].split(':').all(|p| p.parse::<u32>().is_ok())
     };
     let mut sections: BTreeMap<String, Section> = BTreeMap::new();
     let mut current: Option<String> = None;
@@ -268,7 +287,8 @@ fn parse_ct(stdout: &str) -> Verdicts {
             if let Some(section) = current.as_ref().and_then(|c| sections.get_mut(c)) {
                 section.yamllint_failed = true;
             }
-        } else if let Some(rest) = line.trim_start().strip_prefix("✔︎ ").or_else(|| line.trim_start().strip_prefix("✖︎ ")) {
+        } else if let Some(rest) = line.trim_start().strip_prefix("✔︎ ").or_else(|| line.trim_start().strip_prefix("✖︎ "))
+        {
             let ok = line.trim_start().starts_with("✔︎");
             let path = quoted_path(rest);
             let section = sections.remove(&path).unwrap_or_default();
@@ -289,7 +309,11 @@ fn parse_ct(stdout: &str) -> Verdicts {
                 .to_string()
             });
             let reached_lint = section.lint_runs > 0;
-            let files = if section.values_files.is_empty() { vec!["default".to_string()] } else { section.values_files.clone() };
+            let files = if section.values_files.is_empty() {
+                vec!["default".to_string()]
+            } else {
+                section.values_files.clone()
+            };
             if reached_lint {
                 // ct stops at the first failing values file: all before it passed.
                 for (i, file) in files.iter().enumerate().take(section.lint_runs) {
@@ -351,7 +375,11 @@ fn run_xtask(root: &Path, work: &Path, extra: &[&str]) -> serde_json::Value {
 }
 
 fn run_ct(tools: &CtTools, root: &Path, helm_home: &Path, args: &[&str]) -> String {
-    let mut path = vec![tools.helm.parent().unwrap().to_path_buf(), tools.python_bin.clone(), tools.ct.parent().unwrap().to_path_buf()];
+    let mut path = vec![
+        tools.helm.parent().unwrap().to_path_buf(),
+        tools.python_bin.clone(),
+        tools.ct.parent().unwrap().to_path_buf(),
+    ];
     path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     let output = Command::new(&tools.ct)
         .current_dir(root)
@@ -371,7 +399,9 @@ fn run_ct(tools: &CtTools, root: &Path, helm_home: &Path, args: &[&str]) -> Stri
         .expect("run ct");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
-        stdout.contains("All charts linted") || stdout.contains("failed processing charts") || stdout.contains("No chart changes detected"),
+        stdout.contains("All charts linted")
+            || stdout.contains("failed processing charts")
+            || stdout.contains("No chart changes detected"),
         "ct did not get to its results (a dependency build failure stops it): {}",
         describe(&output)
     );
@@ -402,7 +432,12 @@ fn xtask_lint_gives_ct_lints_verdicts() {
     // ct needs the sibling in the registry for `helm dependency build`.
     let registry = TestRegistry::start_on(port);
     let archives = temp.path().join("archives");
-    run_ok(Command::new(&tools.helm).args(["package", "--destination"]).arg(&archives).arg(xtask_root.join("charts/valkey")));
+    run_ok(
+        Command::new(&tools.helm)
+            .args(["package", "--destination"])
+            .arg(&archives)
+            .arg(xtask_root.join("charts/valkey")),
+    );
     run_ok(
         Command::new(&tools.helm)
             .arg("push")
@@ -419,7 +454,8 @@ fn xtask_lint_gives_ct_lints_verdicts() {
     assert_eq!(got, expected_ct, "ct lint --all and xtask lint disagree\n--- ct\n{ct_all}\n--- xtask\n{all:#}");
 
     // Not a comparison of two broken runs: the fixture's verdicts as designed.
-    let verdict = |path: &str| expected_ct.charts.get(path).cloned().unwrap_or_else(|| panic!("{path} missing: {expected_ct:?}"));
+    let verdict =
+        |path: &str| expected_ct.charts.get(path).cloned().unwrap_or_else(|| panic!("{path} missing: {expected_ct:?}"));
     for ok in ["charts/app", "charts/valkey", "charts/bumped", "charts/notpl"] {
         assert_eq!(verdict(ok), (true, None), "{ok}");
     }
@@ -445,7 +481,10 @@ fn xtask_lint_gives_ct_lints_verdicts() {
     // Changed charts against origin/main: the version-increment check.
     let expected_changed = parse_ct(&ct_changed);
     let got_changed = parse_xtask(&changed, &expected_changed.values);
-    assert_eq!(got_changed, expected_changed, "ct lint and xtask lint --changed disagree\n--- ct\n{ct_changed}\n--- xtask\n{changed:#}");
+    assert_eq!(
+        got_changed, expected_changed,
+        "ct lint and xtask lint --changed disagree\n--- ct\n{ct_changed}\n--- xtask\n{changed:#}"
+    );
     assert_eq!(expected_changed.charts.get("charts/app"), Some(&(false, Some("version-increment".to_string()))));
     assert_eq!(expected_changed.charts.get("charts/bumped"), Some(&(true, None)));
 }
@@ -465,7 +504,8 @@ fn in_repo_resolution_can_be_turned_off() {
     write(&root, "xtask.toml", "in-repo-dependencies = false\n");
     let pulled = run_xtask(&root, &temp.path().join("work-off"), &["--chart", "app"]);
     let app = &pulled["charts"].as_array().unwrap()[0];
-    let dependencies = app["steps"].as_array().unwrap().iter().find(|s| s["step"] == "dependencies").expect("dependencies step");
+    let dependencies =
+        app["steps"].as_array().unwrap().iter().find(|s| s["step"] == "dependencies").expect("dependencies step");
     assert_eq!(dependencies["status"], "failed", "{pulled:#}");
     assert!(
         dependencies["message"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")),
@@ -489,8 +529,12 @@ fn ct_results_are_cached_and_keyed_on_files_outside_the_package() {
     assert_eq!(status(&first), "ok", "{first:#}");
     let warm = run_xtask(&root, &work, &["--chart", "valkey"]);
     assert_eq!(status(&warm), "cached", "{warm:#}");
-    let steps: Vec<&str> = warm["charts"][0]["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert!(steps.contains(&"chart-schema") && steps.contains(&"command"), "ct's steps are stored with the rest: {steps:?}");
+    let steps: Vec<&str> =
+        warm["charts"][0]["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert!(
+        steps.contains(&"chart-schema") && steps.contains(&"command"),
+        "ct's steps are stored with the rest: {steps:?}"
+    );
 
     write(&root, "charts/valkey/tests/deployment_test.yaml", &unit_test(2, 3));
     let changed = run_xtask(&root, &work, &["--chart", "valkey"]);

@@ -114,7 +114,8 @@ fn whole_repository_lints_green_through_the_mirror() {
     let charts = report["charts"].as_array().expect("charts");
     let names: BTreeSet<&str> = charts.iter().filter_map(|c| c["name"].as_str()).collect();
     let expected: BTreeSet<&str> =
-        ["common", "web", "catalogue", "user", "cart", "shipping", "payment", "ratings", "dispatch", "robot-shop"].into();
+        ["common", "web", "catalogue", "user", "cart", "shipping", "payment", "ratings", "dispatch", "robot-shop"]
+            .into();
     assert_eq!(names, expected);
     for chart in charts {
         assert_eq!(chart["status"], "ok", "{chart}");
@@ -157,7 +158,11 @@ fn values_hierarchy_holds_to_the_letter() {
     let container = main_container(deployment, "catalogue");
     assert_eq!(str_at(container, &["image"]), Some("robotshop/rs-catalogue:1.2.6"), "image.tag from --set");
     assert_eq!(str_at(container, &["resources", "limits", "memory"]), Some("512Mi"), "limit from values-prod.yaml");
-    assert_eq!(str_at(container, &["image"]).map(|i| i.starts_with("robotshop/rs-catalogue:")), Some(true), "repository from the chart default");
+    assert_eq!(
+        str_at(container, &["image"]).map(|i| i.starts_with("robotshop/rs-catalogue:")),
+        Some(true),
+        "repository from the chart default"
+    );
     // prod turns autoscaling on: the HPA owns the count and --set replicaCount is its floor.
     assert!(at(deployment, &["spec", "replicas"]).is_none(), "the Deployment must not fight the HPA over replicas");
     let hpa = kind_named(&prod, "HorizontalPodAutoscaler", "catalogue").expect("catalogue HPA in prod");
@@ -181,19 +186,37 @@ fn every_workload_has_probes_resources_and_a_hardened_security_context() {
             let name = name_of(&service);
             let workload = workload(&objects, &name);
             let pod = pod_spec(workload);
-            assert_eq!(str_at(pod, &["securityContext", "seccompProfile", "type"]), Some("RuntimeDefault"), "{name} {env}");
+            assert_eq!(
+                str_at(pod, &["securityContext", "seccompProfile", "type"]),
+                Some("RuntimeDefault"),
+                "{name} {env}"
+            );
             assert_eq!(pod.get("automountServiceAccountToken").and_then(Value::as_bool), Some(false), "{name} {env}");
             let containers = pod["containers"].as_sequence().expect("containers").iter();
             let inits = pod.get("initContainers").and_then(Value::as_sequence).into_iter().flatten();
             for container in containers.clone().chain(inits) {
                 let cname = str_at(container, &["name"]).unwrap_or("?");
-                let sc = container.get("securityContext").unwrap_or_else(|| panic!("{name}/{cname} {env}: no securityContext"));
-                assert_eq!(sc.get("allowPrivilegeEscalation").and_then(Value::as_bool), Some(false), "{name}/{cname} {env}");
-                let drops: Vec<&str> = at(sc, &["capabilities", "drop"]).and_then(Value::as_sequence).expect("drop").iter().filter_map(Value::as_str).collect();
+                let sc = container
+                    .get("securityContext")
+                    .unwrap_or_else(|| panic!("{name}/{cname} {env}: no securityContext"));
+                assert_eq!(
+                    sc.get("allowPrivilegeEscalation").and_then(Value::as_bool),
+                    Some(false),
+                    "{name}/{cname} {env}"
+                );
+                let drops: Vec<&str> = at(sc, &["capabilities", "drop"])
+                    .and_then(Value::as_sequence)
+                    .expect("drop")
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
                 assert_eq!(drops, vec!["ALL"], "{name}/{cname} {env}");
                 for kind in ["requests", "limits"] {
                     for resource in ["cpu", "memory"] {
-                        assert!(at(container, &["resources", kind, resource]).is_some(), "{name}/{cname} {env}: no {kind}.{resource}");
+                        assert!(
+                            at(container, &["resources", kind, resource]).is_some(),
+                            "{name}/{cname} {env}: no {kind}.{resource}"
+                        );
                     }
                 }
             }
@@ -203,7 +226,9 @@ fn every_workload_has_probes_resources_and_a_hardened_security_context() {
             }
             // Images that run as a fixed non-root user keep a read-only root.
             let sc = &main["securityContext"];
-            if sc.get("runAsNonRoot").and_then(Value::as_bool) == Some(true) || pod["securityContext"].get("runAsNonRoot").and_then(Value::as_bool) == Some(true) {
+            if sc.get("runAsNonRoot").and_then(Value::as_bool) == Some(true)
+                || pod["securityContext"].get("runAsNonRoot").and_then(Value::as_bool) == Some(true)
+            {
                 assert_eq!(sc.get("readOnlyRootFilesystem").and_then(Value::as_bool), Some(true), "{name} {env}");
             }
         }
@@ -215,9 +240,21 @@ fn one_init_container_waits_for_each_dependency() {
     let objects = umbrella("dev");
     for service in own_services() {
         let name = name_of(&service);
-        let expected: BTreeSet<String> = service["dependencies"].as_sequence().expect("deps").iter().filter_map(Value::as_str).map(|d| format!("wait-for-{d}")).collect();
+        let expected: BTreeSet<String> = service["dependencies"]
+            .as_sequence()
+            .expect("deps")
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|d| format!("wait-for-{d}"))
+            .collect();
         let pod = pod_spec(workload(&objects, &name));
-        let found: BTreeSet<String> = pod.get("initContainers").and_then(Value::as_sequence).into_iter().flatten().filter_map(|c| str_at(c, &["name"]).map(str::to_string)).collect();
+        let found: BTreeSet<String> = pod
+            .get("initContainers")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| str_at(c, &["name"]).map(str::to_string))
+            .collect();
         assert_eq!(found, expected, "init containers of {name}");
         for init in pod.get("initContainers").and_then(Value::as_sequence).into_iter().flatten() {
             let image = str_at(init, &["image"]).expect("image");
@@ -264,21 +301,37 @@ fn network_policy_edges_equal_the_matrix_edges() {
         .iter()
         .flat_map(|s| {
             let name = name_of(s);
-            s["dependencies"].as_sequence().cloned().unwrap_or_default().into_iter().filter_map(move |d| d.as_str().map(|d| (name.clone(), d.to_string())))
+            s["dependencies"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(move |d| d.as_str().map(|d| (name.clone(), d.to_string())))
         })
         .collect();
     for env in ["dev", "prod"] {
         let (egress, ingress) = policy_edges(&umbrella(env));
         assert_eq!(egress, matrix_edges, "egress edges in {env}");
         // Ingress is enforced by our own charts: edges into our services.
-        let into_own: BTreeSet<(String, String)> = matrix_edges.iter().filter(|(_, server)| own.contains(server)).cloned().collect();
+        let into_own: BTreeSet<(String, String)> =
+            matrix_edges.iter().filter(|(_, server)| own.contains(server)).cloned().collect();
         assert_eq!(ingress, into_own, "ingress edges in {env}");
     }
     // Every own service has a policy, so nothing is reachable by default.
     let objects = umbrella("prod");
     for name in &own {
-        let policy = objects.iter().find(|o| str_at(o, &["kind"]) == Some("NetworkPolicy") && at(o, &["spec", "podSelector", "matchLabels", "app.kubernetes.io/name"]).and_then(Value::as_str) == Some(name.as_str()));
-        let types: Vec<&str> = policy.and_then(|p| at(p, &["spec", "policyTypes"])).and_then(Value::as_sequence).expect("policyTypes").iter().filter_map(Value::as_str).collect();
+        let policy = objects.iter().find(|o| {
+            str_at(o, &["kind"]) == Some("NetworkPolicy")
+                && at(o, &["spec", "podSelector", "matchLabels", "app.kubernetes.io/name"]).and_then(Value::as_str)
+                    == Some(name.as_str())
+        });
+        let types: Vec<&str> = policy
+            .and_then(|p| at(p, &["spec", "policyTypes"]))
+            .and_then(Value::as_sequence)
+            .expect("policyTypes")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         assert_eq!(types, vec!["Ingress", "Egress"], "{name}");
     }
 }
@@ -288,7 +341,12 @@ fn prod_scales_with_an_hpa_and_dev_does_not() {
     let prod = umbrella("prod");
     let hpa = kind_named(&prod, "HorizontalPodAutoscaler", "catalogue").expect("catalogue HPA in prod");
     assert_eq!(str_at(hpa, &["apiVersion"]), Some("autoscaling/v2"));
-    let metrics: BTreeSet<&str> = at(hpa, &["spec", "metrics"]).and_then(Value::as_sequence).expect("metrics").iter().filter_map(|m| str_at(m, &["resource", "name"])).collect();
+    let metrics: BTreeSet<&str> = at(hpa, &["spec", "metrics"])
+        .and_then(Value::as_sequence)
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| str_at(m, &["resource", "name"]))
+        .collect();
     assert_eq!(metrics, ["cpu", "memory"].into());
     assert!(at(workload(&prod, "catalogue"), &["spec", "replicas"]).is_none());
     let dev = umbrella("dev");

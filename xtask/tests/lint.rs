@@ -195,7 +195,8 @@ fn clean_repository_passes_every_step() {
     }
     assert!(report.json["processes"].as_u64().expect("processes") > 0);
     // The rendered umbrella carries its environment's values.
-    let rendered = std::fs::read_to_string(fixture.root().join("target/xtask/rendered/1.37.0/shop/prod.yaml")).expect("rendered");
+    let rendered =
+        std::fs::read_to_string(fixture.root().join("target/xtask/rendered/1.37.0/shop/prod.yaml")).expect("rendered");
     assert!(rendered.contains("level: prod") && rendered.contains("hello from the shop"), "{rendered}");
 }
 
@@ -216,7 +217,10 @@ fn chart_yaml_that_is_not_yaml_is_located() {
     assert_only_failed(&report, &output, &["gamma"]);
     let message = report.failures("gamma");
     assert!(message.contains("charts/gamma/Chart.yaml:"), "{message}");
-    assert!(message.split("Chart.yaml:").nth(1).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())), "no line number: {message}");
+    assert!(
+        message.split("Chart.yaml:").nth(1).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())),
+        "no line number: {message}"
+    );
 }
 
 #[test]
@@ -225,7 +229,9 @@ fn chart_yaml_without_version_is_named() {
     fixture.write("charts/gamma/Chart.yaml", "apiVersion: v2\nname: gamma\n");
     let (output, report) = fixture.lint(&[]);
     assert_only_failed(&report, &output, &["gamma"]);
-    assert!(report.failures("gamma").contains("charts/gamma/Chart.yaml") && report.failures("gamma").contains("`version`"));
+    assert!(
+        report.failures("gamma").contains("charts/gamma/Chart.yaml") && report.failures("gamma").contains("`version`")
+    );
 }
 
 #[test]
@@ -236,7 +242,11 @@ fn dependency_cycle_names_every_chart_in_it() {
     let (output, report) = fixture.lint(&[]);
     assert_only_failed(&report, &output, &["alpha", "beta", "shop"]);
     for chart in ["alpha", "beta"] {
-        assert!(report.failures(chart).contains("dependency cycle: alpha -> beta -> alpha"), "{}", report.failures(chart));
+        assert!(
+            report.failures(chart).contains("dependency cycle: alpha -> beta -> alpha"),
+            "{}",
+            report.failures(chart)
+        );
     }
 }
 
@@ -333,9 +343,7 @@ fn dependents_start_after_dependencies_and_independent_charts_overlap() {
 #[test]
 fn lint_leaves_git_status_clean_and_a_second_run_is_cached() {
     let fixture = Fixture::new();
-    let git = |args: &[&str]| {
-        support::run_ok(std::process::Command::new("git").args(args).current_dir(fixture.root()))
-    };
+    let git = |args: &[&str]| support::run_ok(std::process::Command::new("git").args(args).current_dir(fixture.root()));
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A"]);
     git(&["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "fixture"]);
@@ -430,9 +438,15 @@ fn interrupt_stops_every_child_and_leaves_nothing_half_written() {
             assert!(!name.starts_with(".tmp"), "half-written file left: {}", path.display());
             if path.is_dir() && !path.is_symlink() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml") && path.starts_with(fixture.root().join("target/xtask/rendered")) {
+            } else if path.extension().is_some_and(|e| e == "yaml")
+                && path.starts_with(fixture.root().join("target/xtask/rendered"))
+            {
                 let text = std::fs::read_to_string(&path).expect("render");
-                assert!(text.ends_with('\n') && text.contains("kind: ConfigMap"), "incomplete render {}", path.display());
+                assert!(
+                    text.ends_with('\n') && text.contains("kind: ConfigMap"),
+                    "incomplete render {}",
+                    path.display()
+                );
             }
         }
     }

@@ -133,7 +133,12 @@ fn assert_same(batched: &Run, batched_work: &Path, single: &Run, single_work: &P
         if bytes != &y[file] {
             let (left, right) = (String::from_utf8_lossy(bytes), String::from_utf8_lossy(&y[file]));
             let line = left.lines().zip(right.lines()).position(|(l, r)| l != r).unwrap_or(left.lines().count());
-            panic!("{file} differs from line {}: batched {} bytes, per chart {} bytes", line + 1, bytes.len(), y[file].len());
+            panic!(
+                "{file} differs from line {}: batched {} bytes, per chart {} bytes",
+                line + 1,
+                bytes.len(),
+                y[file].len()
+            );
         }
     }
 }
@@ -210,7 +215,10 @@ fn helm_reporting(version: &str, dir: &Path) -> PathBuf {
     let script = dir.join("helm");
     write(
         &script,
-        &format!("#!/bin/sh\nif [ \"$1\" = version ]; then echo v{version}; exit 0; fi\nexec '{}' \"$@\"\n", real.display()),
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = version ]; then echo v{version}; exit 0; fi\nexec '{}' \"$@\"\n",
+            real.display()
+        ),
     );
     let mut permissions = std::fs::metadata(&script).expect("script").permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);

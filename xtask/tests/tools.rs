@@ -53,24 +53,18 @@ spec:
 #[test]
 fn tools_prints_one_line_per_tool_and_the_tools_run() {
     let tools = toolset();
-    let output = run_ok(xtask().args([
-        "tools",
-        "--kube-version",
-        "1.36.0",
-        "--kube-version",
-        "1.37.0",
-    ]));
+    let output = run_ok(xtask().args(["tools", "--kube-version", "1.36.0", "--kube-version", "1.37.0"]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
     // The repository has CRD schemas (schemas/crds/), which add their own line.
     assert_eq!(lines.len(), 5, "{stdout}");
     assert_eq!(lines[4][..2], ["kubeconform-crds", "any"]);
-    assert!(lines[4][2].ends_with("schemas/crds/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"), "{stdout}");
-    assert_eq!(lines[0][..2], ["helm", pinned("helm").as_str()]);
-    assert_eq!(
-        lines[1][..2],
-        ["kubeconform", pinned("kubeconform").as_str()]
+    assert!(
+        lines[4][2].ends_with("schemas/crds/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"),
+        "{stdout}"
     );
+    assert_eq!(lines[0][..2], ["helm", pinned("helm").as_str()]);
+    assert_eq!(lines[1][..2], ["kubeconform", pinned("kubeconform").as_str()]);
     assert_eq!(lines[2][..2], ["kubeconform-schemas", "1.36.0"]);
     assert_eq!(lines[3][..2], ["kubeconform-schemas", "1.37.0"]);
     assert!(lines[2][2].ends_with(
@@ -78,61 +72,36 @@ fn tools_prints_one_line_per_tool_and_the_tools_run() {
     ));
 
     let helm = run_ok(Command::new(&tools.helm).args(["version", "--template", "{{.Version}}"]));
-    assert_eq!(
-        String::from_utf8_lossy(&helm.stdout).trim(),
-        format!("v{}", pinned("helm"))
-    );
+    assert_eq!(String::from_utf8_lossy(&helm.stdout).trim(), format!("v{}", pinned("helm")));
     let kubeconform = run_ok(Command::new(&tools.kubeconform).arg("-v"));
-    assert_eq!(
-        String::from_utf8_lossy(&kubeconform.stdout).trim(),
-        format!("v{}", pinned("kubeconform"))
-    );
+    assert_eq!(String::from_utf8_lossy(&kubeconform.stdout).trim(), format!("v{}", pinned("kubeconform")));
 }
 
 #[test]
 fn tools_format_json_prints_one_document() {
     toolset();
     let output = run_ok(xtask().args(["--format", "json", "tools"]));
-    let json: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("stdout is one JSON document");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON document");
     assert_eq!(json["helm"]["version"], pinned("helm"));
     assert_eq!(json["kubeconform"]["version"], pinned("kubeconform"));
-    assert!(json["schemas"]["fingerprint"]
-        .as_str()
-        .is_some_and(|f| f.contains("kubernetes-validate-")));
-    assert!(
-        json.get("registry").is_none(),
-        "registry only with --registry"
-    );
+    assert!(json["schemas"]["fingerprint"].as_str().is_some_and(|f| f.contains("kubernetes-validate-")));
+    assert!(json.get("registry").is_none(), "registry only with --registry");
 }
 
 #[test]
 fn a_kube_version_without_three_numbers_is_a_usage_error() {
-    let output = xtask()
-        .args(["tools", "--kube-version", "1.37"])
-        .output()
-        .expect("xtask runs");
+    let output = xtask().args(["tools", "--kube-version", "1.37"]).output().expect("xtask runs");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("expected X.Y.Z"),
-        "{}",
-        describe(&output)
-    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected X.Y.Z"), "{}", describe(&output));
 }
 
 #[test]
 fn a_kube_version_the_package_lacks_lists_the_available_ones() {
     toolset();
-    let output = xtask()
-        .args(["tools", "schemas", "--kube-version", "1.24.0"])
-        .output()
-        .expect("xtask runs");
+    let output = xtask().args(["tools", "schemas", "--kube-version", "1.24.0"]).output().expect("xtask runs");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("no schemas for Kubernetes 1.24.0; it has 1.25.0, "),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no schemas for Kubernetes 1.24.0; it has 1.25.0, "), "{stderr}");
 }
 
 #[test]
@@ -147,10 +116,7 @@ fn a_warm_run_is_fast() {
         })
         .min()
         .unwrap_or_default();
-    assert!(
-        best < Duration::from_millis(500),
-        "a warm `xtask tools` took {best:?}"
-    );
+    assert!(best < Duration::from_millis(500), "a warm `xtask tools` took {best:?}");
 }
 
 // ---------------------------------------------------------------- (b)
@@ -161,10 +127,7 @@ fn release_download_installs_a_verified_helm() {
     let version = pinned("helm");
     let (os, arch) = platform();
     let archive_name = format!("helm-v{version}-{os}-{arch}.tar.gz");
-    let archive = tar_gz(
-        &format!("{os}-{arch}/helm"),
-        &std::fs::read(&tools.helm).expect("read helm"),
-    );
+    let archive = tar_gz(&format!("{os}-{arch}/helm"), &std::fs::read(&tools.helm).expect("read helm"));
     let checksum = format!("{}  {archive_name}\n", sha256(&archive));
     let server = Server::start(BTreeMap::from([
         (format!("/{archive_name}"), archive),
@@ -188,23 +151,12 @@ fn release_download_installs_a_verified_helm() {
     let output = run();
     assert!(output.status.success(), "{}", describe(&output));
     let installed = cache.path().join("tools/helm").join(&version).join("helm");
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        format!("helm\t{version}\t{}\n", installed.display())
-    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("helm\t{version}\t{}\n", installed.display()));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not the pinned version"), "{stderr}");
     let reported = run_ok(Command::new(&installed).args(["version", "--template", "{{.Version}}"]));
-    assert_eq!(
-        String::from_utf8_lossy(&reported.stdout).trim(),
-        format!("v{version}")
-    );
-    assert_eq!(
-        server.requests().len(),
-        2,
-        "checksum and archive: {:?}",
-        server.requests()
-    );
+    assert_eq!(String::from_utf8_lossy(&reported.stdout).trim(), format!("v{version}"));
+    assert_eq!(server.requests().len(), 2, "checksum and archive: {:?}", server.requests());
 
     // Installed once: the next run finds it in the cache, says nothing and
     // downloads nothing.
@@ -241,10 +193,7 @@ fn a_wrong_checksum_is_refused_and_nothing_is_installed() {
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("checksum mismatch"), "{stderr}");
-    assert!(
-        !stderr.contains("go install"),
-        "a mismatch must never fall back: {stderr}"
-    );
+    assert!(!stderr.contains("go install"), "a mismatch must never fall back: {stderr}");
     assert_eq!(files_under(cache.path()), Vec::<PathBuf>::new());
 }
 
@@ -257,24 +206,11 @@ fn the_schemas_validate_offline() {
     let bad = DEPLOYMENT.replace("  replicas: 1\n", "  replicas: 1\n  replicaz: 2\n");
     for version in &tools.kube_versions {
         let good = kubeconform(tools, version, &[&tools.schema_location], DEPLOYMENT);
-        assert!(
-            good.status.success(),
-            "Kubernetes {version}: {}",
-            describe(&good)
-        );
-        assert!(
-            String::from_utf8_lossy(&good.stdout).contains("Valid: 2, Invalid: 0"),
-            "{}",
-            describe(&good)
-        );
+        assert!(good.status.success(), "Kubernetes {version}: {}", describe(&good));
+        assert!(String::from_utf8_lossy(&good.stdout).contains("Valid: 2, Invalid: 0"), "{}", describe(&good));
 
         let rejected = kubeconform(tools, version, &[&tools.schema_location], &bad);
-        assert_eq!(
-            rejected.status.code(),
-            Some(1),
-            "Kubernetes {version}: {}",
-            describe(&rejected)
-        );
+        assert_eq!(rejected.status.code(), Some(1), "Kubernetes {version}: {}", describe(&rejected));
         assert!(
             String::from_utf8_lossy(&rejected.stdout).contains("'replicaz' not allowed"),
             "{}",
@@ -299,12 +235,7 @@ fn crd_schemas_in_the_repository_get_a_second_location() {
     )
     .expect("write crd schema");
 
-    let output = run_ok(
-        xtask()
-            .arg("--root")
-            .arg(root.path())
-            .args(["tools", "schemas"]),
-    );
+    let output = run_ok(xtask().arg("--root").arg(root.path()).args(["tools", "schemas"]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let crds = stdout
         .lines()
@@ -322,12 +253,7 @@ fn crd_schemas_in_the_repository_get_a_second_location() {
     let locations = [tools.schema_location.as_str(), crds];
     let good = kubeconform(tools, &tools.kube_versions[0], &locations, app);
     assert!(good.status.success(), "{}", describe(&good));
-    let bad = kubeconform(
-        tools,
-        &tools.kube_versions[0],
-        &locations,
-        &app.replace("project", "projekt"),
-    );
+    let bad = kubeconform(tools, &tools.kube_versions[0], &locations, &app.replace("project", "projekt"));
     assert_eq!(bad.status.code(), Some(1), "{}", describe(&bad));
 }
 
@@ -340,10 +266,7 @@ fn an_unreachable_source_without_go_exits_3_and_says_how_to_install() {
     let output = xtask()
         .args(["tools", "helm"])
         .env("XTASK_CACHE_DIR", cache.path())
-        .env(
-            "XTASK_DOWNLOAD_BASE",
-            format!("http://127.0.0.1:{}", closed_port()),
-        )
+        .env("XTASK_DOWNLOAD_BASE", format!("http://127.0.0.1:{}", closed_port()))
         .env("PATH", empty.path())
         .output()
         .expect("xtask runs");
@@ -362,14 +285,9 @@ fn an_unreachable_source_without_go_exits_3_and_says_how_to_install() {
 
 #[test]
 fn a_missing_env_override_is_an_environment_error() {
-    let output = xtask()
-        .args(["tools", "helm"])
-        .env("XTASK_HELM", "/nonexistent/helm")
-        .output()
-        .expect("xtask runs");
+    let output = xtask().args(["tools", "helm"]).env("XTASK_HELM", "/nonexistent/helm").output().expect("xtask runs");
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
-    assert!(String::from_utf8_lossy(&output.stderr)
-        .contains("XTASK_HELM=/nonexistent/helm: no such file"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("XTASK_HELM=/nonexistent/helm: no such file"));
 }
 
 // ---------------------------------------------------------------- probes
@@ -379,12 +297,7 @@ fn a_path_binary_is_version_checked_once() {
     let cache = tempfile::tempdir().expect("temp dir");
     let bin = tempfile::tempdir().expect("temp dir");
     let log = bin.path().join("calls.log");
-    let helm = fake_tool(
-        bin.path(),
-        "helm",
-        &format!("echo v{}", pinned("helm")),
-        Some(&log),
-    );
+    let helm = fake_tool(bin.path(), "helm", &format!("echo v{}", pinned("helm")), Some(&log));
     for _ in 0..2 {
         let output = xtask()
             .args(["tools", "helm"])
@@ -393,10 +306,7 @@ fn a_path_binary_is_version_checked_once() {
             .output()
             .expect("xtask runs");
         assert!(output.status.success(), "{}", describe(&output));
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            format!("helm\t{}\t{}\n", pinned("helm"), helm.display())
-        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("helm\t{}\t{}\n", pinned("helm"), helm.display()));
     }
     let calls = std::fs::read_to_string(&log).expect("the fake helm ran");
     assert_eq!(calls.lines().count(), 1, "probed more than once: {calls}");
@@ -406,12 +316,7 @@ fn a_path_binary_is_version_checked_once() {
 
 /// kubeconform as the lint runs it: strict, offline (a proxy that refuses
 /// every connection catches any attempt to fetch a schema).
-fn kubeconform(
-    tools: &support::Tools,
-    version: &str,
-    locations: &[&str],
-    yaml: &str,
-) -> std::process::Output {
+fn kubeconform(tools: &support::Tools, version: &str, locations: &[&str], yaml: &str) -> std::process::Output {
     let mut command = Command::new(&tools.kubeconform);
     command.args(["-strict", "-summary", "-kubernetes-version", version]);
     for location in locations {
@@ -427,35 +332,19 @@ fn kubeconform(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("kubeconform starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("write stdin");
+    child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write stdin");
     child.wait_with_output().expect("kubeconform finishes")
 }
 
 /// The OS and CPU as release archives name them.
 fn platform() -> (&'static str, &'static str) {
-    let os = if cfg!(target_os = "macos") {
-        "darwin"
-    } else {
-        "linux"
-    };
-    let arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
+    let os = if cfg!(target_os = "macos") { "darwin" } else { "linux" };
+    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
     (os, arch)
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A tar.gz with one executable file.
@@ -466,25 +355,18 @@ fn tar_gz(path: &str, contents: &[u8]) -> Vec<u8> {
     header.set_size(contents.len() as u64);
     header.set_mode(0o755);
     header.set_cksum();
-    tar.append_data(&mut header, path, contents)
-        .expect("append to tar");
-    tar.into_inner()
-        .expect("finish tar")
-        .finish()
-        .expect("finish gzip")
+    tar.append_data(&mut header, path, contents).expect("append to tar");
+    tar.into_inner().expect("finish tar").finish().expect("finish gzip")
 }
 
 /// A shell script named `name` in `dir` that runs `body`, and appends a
 /// line to `log` on each call if given.
 fn fake_tool(dir: &Path, name: &str, body: &str, log: Option<&Path>) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let record = log
-        .map(|log| format!("echo \"$@\" >> '{}'\n", log.display()))
-        .unwrap_or_default();
+    let record = log.map(|log| format!("echo \"$@\" >> '{}'\n", log.display())).unwrap_or_default();
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{record}{body}\n")).expect("write fake tool");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .expect("chmod fake tool");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod fake tool");
     path
 }
 
@@ -525,9 +407,7 @@ struct Server {
 impl Server {
     fn start(files: BTreeMap<String, Vec<u8>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
+        listener.set_nonblocking(true).expect("nonblocking listener");
         let port = listener.local_addr().expect("local address").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -541,23 +421,13 @@ impl Server {
                 }
             }
         });
-        Server {
-            port,
-            requests,
-            stop,
-        }
+        Server { port, requests, stop }
     }
 
     /// Answers one request; `None` when the client went away.
-    fn answer(
-        stream: TcpStream,
-        files: &BTreeMap<String, Vec<u8>>,
-        seen: &Mutex<Vec<String>>,
-    ) -> Option<()> {
+    fn answer(stream: TcpStream, files: &BTreeMap<String, Vec<u8>>, seen: &Mutex<Vec<String>>) -> Option<()> {
         stream.set_nonblocking(false).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
         let mut reader = BufReader::new(stream.try_clone().ok()?);
         let mut request_line = String::new();
         reader.read_line(&mut request_line).ok()?;

@@ -60,7 +60,8 @@ pub fn baseline(ctx: &Context, tools: &Toolset, kube_versions: &[String]) -> Res
         let chart = &repo.charts[index];
         outcome.charts += 1;
         let dir = &chart.dir;
-        let built = process::run(xshell::cmd!(sh, "{helm} dependency build {dir}").env("GOGC", crate::helm::go_gc()), None)?;
+        let built =
+            process::run(xshell::cmd!(sh, "{helm} dependency build {dir}").env("GOGC", crate::helm::go_gc()), None)?;
         if !built.success {
             outcome.failures.push(format!("{}: dependency build: {}", chart.name, built.combined()));
             continue;
@@ -77,7 +78,12 @@ pub fn baseline(ctx: &Context, tools: &Toolset, kube_versions: &[String]) -> Res
             for kube in kube_versions {
                 let rendered = crate::helm::template(&tools.helm, release(ctx), dir, &values, &[], kube)?;
                 if !rendered.success {
-                    outcome.failures.push(format!("{} [{}] {kube}: render: {}", chart.name, env.name, rendered.stderr.trim()));
+                    outcome.failures.push(format!(
+                        "{} [{}] {kube}: render: {}",
+                        chart.name,
+                        env.name,
+                        rendered.stderr.trim()
+                    ));
                     continue;
                 }
                 if !validate(tools, kube, &rendered.stdout)? {
@@ -133,7 +139,8 @@ fn validate(tools: &Toolset, kube: &str, manifests: &str) -> Result<bool> {
         locations.push(location.clone());
     }
     let finished = process::run(
-        xshell::cmd!(sh, "{kc} -strict -summary -kubernetes-version {kube} {locations...} -").env("GOGC", crate::helm::go_gc()),
+        xshell::cmd!(sh, "{kc} -strict -summary -kubernetes-version {kube} {locations...} -")
+            .env("GOGC", crate::helm::go_gc()),
         Some(manifests.as_bytes()),
     )?;
     Ok(finished.success)

@@ -265,14 +265,33 @@ fn bench_size(exe: &Path, project: &Path, dir: &Path, n: usize, with_baseline: b
     let cold_over_floor = cold.wall.as_secs_f64() / floor.wall.as_secs_f64().max(0.001);
     let mut targets = vec![
         Target { name: format!("warm re-run under {:.1} s", TARGET_WARM.as_secs_f64()), met: warm.wall < TARGET_WARM },
-        Target { name: format!("one-leaf change under {:.0} s", TARGET_LEAF.as_secs_f64()), met: changed.wall < TARGET_LEAF },
-        Target { name: format!("cold within {TARGET_FLOOR_RATIO}x of the floor"), met: cold_over_floor <= TARGET_FLOOR_RATIO },
+        Target {
+            name: format!("one-leaf change under {:.0} s", TARGET_LEAF.as_secs_f64()),
+            met: changed.wall < TARGET_LEAF,
+        },
+        Target {
+            name: format!("cold within {TARGET_FLOOR_RATIO}x of the floor"),
+            met: cold_over_floor <= TARGET_FLOOR_RATIO,
+        },
     ];
     if let Some(base) = baseline {
         let speedup = base.as_secs_f64() / cold.wall.as_secs_f64().max(0.001);
-        targets.insert(0, Target { name: format!("cold at least {TARGET_SPEEDUP:.0}x faster than the baseline"), met: speedup >= TARGET_SPEEDUP });
+        targets.insert(
+            0,
+            Target {
+                name: format!("cold at least {TARGET_SPEEDUP:.0}x faster than the baseline"),
+                met: speedup >= TARGET_SPEEDUP,
+            },
+        );
     }
-    Ok(SizeResult { services: n, charts, scenarios: rows, cold_over_floor, rechecked_after_leaf_change: rechecked, targets })
+    Ok(SizeResult {
+        services: n,
+        charts,
+        scenarios: rows,
+        cold_over_floor,
+        rechecked_after_leaf_change: rechecked,
+        targets,
+    })
 }
 
 fn progress(n: usize, what: &str, measured: &Measured) {
@@ -311,7 +330,10 @@ fn reference(exe: &Path, root: &Path, which: Reference) -> Result<(Measured, bas
     let outcome: baseline::Outcome = serde_json::from_str(measured.stdout.trim())
         .with_context(|| format!("the {name} run printed no outcome:\n{}", measured.stdout))?;
     if !outcome.failures.is_empty() {
-        anyhow::bail!("the {name} run found failures, so it cannot serve as a reference:\n{}", outcome.failures.join("\n"));
+        anyhow::bail!(
+            "the {name} run found failures, so it cannot serve as a reference:\n{}",
+            outcome.failures.join("\n")
+        );
     }
     Ok((measured, outcome))
 }
@@ -419,7 +441,10 @@ fn touch_leaf(synthetic: &synth::Synthetic, leaf: &str) -> Result<()> {
 
 fn print_table(machine: &Machine, results: &[SizeResult], command: &str) {
     eprintln!();
-    eprintln!("machine: {} x {} core(s), {:.1} GiB RAM, {}", machine.cpu, machine.cores, machine.memory_gib, machine.os);
+    eprintln!(
+        "machine: {} x {} core(s), {:.1} GiB RAM, {}",
+        machine.cpu, machine.cores, machine.memory_gib, machine.os
+    );
     eprintln!(
         "tools: helm {}, kubeconform {}; load average {:.2} before, {:.2} after",
         machine.helm, machine.kubeconform, machine.load_before, machine.load_after

@@ -58,7 +58,12 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
     };
     eprintln!(
         "bench --vs-ct: {} core(s), load {:.2}; ct {}, helm {}, yamllint {}, yamale {}",
-        machine.cores, machine.load_before, ct_tools.ct.tool.version, machine.helm, ct_tools.python.yamllint, ct_tools.python.yamale
+        machine.cores,
+        machine.load_before,
+        ct_tools.ct.tool.version,
+        machine.helm,
+        ct_tools.python.yamllint,
+        ct_tools.python.yamale
     );
 
     let mut results = Vec::new();
@@ -69,7 +74,10 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
         crate::fsutil::write_atomic(&xtask_root.join("ct.yaml"), CT_YAML.as_bytes())?;
         let library_values = xtask_root.join("charts").join("_common").join("values.yaml");
         if !library_values.exists() {
-            crate::fsutil::write_atomic(&library_values, b"# The library chart has no values of its own; ct lints this file.\n{}\n")?;
+            crate::fsutil::write_atomic(
+                &library_values,
+                b"# The library chart has no values of its own; ct lints this file.\n{}\n",
+            )?;
         }
         let ct_root = dir.join("ct");
         synth::copy_tree(&xtask_root, &ct_root)?;
@@ -119,8 +127,19 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
         command.push_str(&format!(" --charts {n}"));
     }
     eprintln!();
-    eprintln!("machine: {} x {} core(s), {:.1} GiB RAM, {}; load average {:.2} before, {:.2} after", machine.cpu, machine.cores, machine.memory_gib, machine.os, machine.load_before, measure::load_average());
-    eprintln!("tools: ct {}, helm {}, kubeconform {}, yamllint {}, yamale {}", ct_tools.ct.tool.version, machine.helm, machine.kubeconform, ct_tools.python.yamllint, ct_tools.python.yamale);
+    eprintln!(
+        "machine: {} x {} core(s), {:.1} GiB RAM, {}; load average {:.2} before, {:.2} after",
+        machine.cpu,
+        machine.cores,
+        machine.memory_gib,
+        machine.os,
+        machine.load_before,
+        measure::load_average()
+    );
+    eprintln!(
+        "tools: ct {}, helm {}, kubeconform {}, yamllint {}, yamale {}",
+        ct_tools.ct.tool.version, machine.helm, machine.kubeconform, ct_tools.python.yamllint, ct_tools.python.yamale
+    );
     eprintln!("command: {command}");
     eprintln!();
     eprintln!("| services | charts | verdicts (equal) | `ct lint --all` | `cargo xtask lint` (cold) | ct / xtask | xtask processes | peak MiB ct / xtask |");
@@ -141,7 +160,12 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
         );
     }
     if ctx.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "command": command, "machine": machine, "comparisons": results }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "command": command, "machine": machine, "comparisons": results })
+            )?
+        );
     }
     Ok(())
 }

@@ -180,9 +180,9 @@ impl Runner<'_> {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(self.jobs.max(1)).build();
         let one = |chart: &ChartFacts| {
             let started = Instant::now();
-            let outcome = render(template, chart).and_then(|line| split_words(&line)).and_then(|words| {
-                self.exec(&words).map_err(|e| format!("{e:#}"))
-            });
+            let outcome = render(template, chart)
+                .and_then(|line| split_words(&line))
+                .and_then(|words| self.exec(&words).map_err(|e| format!("{e:#}")));
             let duration = started.elapsed();
             let step = match outcome {
                 Ok((true, _)) => step(template, Status::Ok, duration, String::new()),
@@ -234,7 +234,13 @@ mod tests {
     use super::*;
 
     fn facts() -> ChartFacts {
-        ChartFacts { index: 0, path: PathBuf::from("/w/stage/cart"), name: "cart".into(), version: "1.2.0".into(), app_version: "2.1.0".into() }
+        ChartFacts {
+            index: 0,
+            path: PathBuf::from("/w/stage/cart"),
+            name: "cart".into(),
+            version: "1.2.0".into(),
+            app_version: "2.1.0".into(),
+        }
     }
 
     #[test]
@@ -247,13 +253,19 @@ mod tests {
 
     #[test]
     fn words_split_like_shellwords() {
-        assert_eq!(split_words(r#"helm unittest -f 'tests/*_test.yaml' "a b" c\ d"#).unwrap(), vec!["helm", "unittest", "-f", "tests/*_test.yaml", "a b", "c d"]);
+        assert_eq!(
+            split_words(r#"helm unittest -f 'tests/*_test.yaml' "a b" c\ d"#).unwrap(),
+            vec!["helm", "unittest", "-f", "tests/*_test.yaml", "a b", "c d"]
+        );
         assert!(split_words("echo 'open").is_err());
     }
 
     #[test]
     fn only_plain_unittest_commands_are_batched() {
-        assert_eq!(batchable_prefix("helm unittest --strict {{ .Path }}"), Some(vec!["helm".into(), "unittest".into(), "--strict".into()]));
+        assert_eq!(
+            batchable_prefix("helm unittest --strict {{ .Path }}"),
+            Some(vec!["helm".into(), "unittest".into(), "--strict".into()])
+        );
         assert_eq!(batchable_prefix("helm unittest -f {{ .Path }}/x {{ .Path }}"), None);
         assert_eq!(batchable_prefix("./check.sh {{ .Path }}"), None);
         assert!(uses_unittest(&["helm unittest {{ .Path }}".to_string()]));

@@ -153,7 +153,9 @@ impl CtConfig {
             let bad = |what: &str| crate::exit::UsageError(format!("{shown}: `{key}` must be {what}"));
             match key.as_str() {
                 "chart-dirs" => config.chart_dirs = strings(value).ok_or_else(|| bad("a list of folders"))?,
-                "excluded-charts" => config.excluded_charts = strings(value).ok_or_else(|| bad("a list of chart folder names"))?,
+                "excluded-charts" => {
+                    config.excluded_charts = strings(value).ok_or_else(|| bad("a list of chart folder names"))?
+                }
                 "remote" => config.remote = string(value).ok_or_else(|| bad("a git remote name"))?,
                 "target-branch" => config.target_branch = string(value).ok_or_else(|| bad("a branch name"))?,
                 "chart-repos" => {
@@ -183,11 +185,19 @@ impl CtConfig {
                         }
                     }
                 }
-                "check-version-increment" => config.check_version_increment = boolean(value).ok_or_else(|| bad("true or false"))?,
-                "validate-maintainers" => config.validate_maintainers = boolean(value).ok_or_else(|| bad("true or false"))?,
-                "validate-chart-schema" => config.validate_chart_schema = boolean(value).ok_or_else(|| bad("true or false"))?,
+                "check-version-increment" => {
+                    config.check_version_increment = boolean(value).ok_or_else(|| bad("true or false"))?
+                }
+                "validate-maintainers" => {
+                    config.validate_maintainers = boolean(value).ok_or_else(|| bad("true or false"))?
+                }
+                "validate-chart-schema" => {
+                    config.validate_chart_schema = boolean(value).ok_or_else(|| bad("true or false"))?
+                }
                 "validate-yaml" => config.validate_yaml = boolean(value).ok_or_else(|| bad("true or false"))?,
-                "exclude-deprecated" => config.exclude_deprecated = boolean(value).ok_or_else(|| bad("true or false"))?,
+                "exclude-deprecated" => {
+                    config.exclude_deprecated = boolean(value).ok_or_else(|| bad("true or false"))?
+                }
                 "lint-conf" => config.lint_conf = path(value, cwd).ok_or_else(|| bad("a file path"))?,
                 "chart-yaml-schema" => config.chart_yaml_schema = path(value, cwd).ok_or_else(|| bad("a file path"))?,
                 // The xtask always leaves out what .helmignore excludes when it
@@ -208,12 +218,11 @@ impl CtConfig {
             parts.push(format!("{} (not supported by cargo xtask lint)", self.ignored.join(", ")));
         }
         if !self.ignored_lint_args.is_empty() {
-            parts.push(format!(
-                "helm-lint-extra-args {} (only --strict is honoured)",
-                self.ignored_lint_args.join(" ")
-            ));
+            parts
+                .push(format!("helm-lint-extra-args {} (only --strict is honoured)", self.ignored_lint_args.join(" ")));
         }
-        (!parts.is_empty()).then(|| format!("warning: {}: ignoring {}; see docs/chart-testing.md", self.file, parts.join("; ")))
+        (!parts.is_empty())
+            .then(|| format!("warning: {}: ignoring {}; see docs/chart-testing.md", self.file, parts.join("; ")))
     }
 
     /// The git ref ct compares with: `<remote>/<target-branch>`.
@@ -336,7 +345,8 @@ mod tests {
     /// name every key this module acts on (tidy-style, like rust-analyzer's).
     #[test]
     fn docs_name_every_honoured_key() {
-        let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/chart-testing.md")).unwrap();
+        let docs =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/chart-testing.md")).unwrap();
         for key in HONOURED {
             assert!(docs.contains(&format!("`{key}`")), "docs/chart-testing.md does not mention `{key}`");
         }
@@ -344,7 +354,8 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_key() {
-        let err = CtConfig::parse("check-version-increment: maybe\n", "ct.yaml", Path::new("/r"), Path::new("/r")).unwrap_err();
+        let err = CtConfig::parse("check-version-increment: maybe\n", "ct.yaml", Path::new("/r"), Path::new("/r"))
+            .unwrap_err();
         assert!(err.to_string().contains("check-version-increment"), "{err}");
     }
 }

@@ -42,7 +42,6 @@ use crate::tools::chart_testing::PythonTools;
 use crate::tools::Tool;
 pub use config::CtConfig;
 
-
 /// Environments of a chart's `ci/*-values.yaml` files (ct's convention),
 /// named `ci/<name>` after `ci/<name>-values.yaml`, in file name order (ct's
 /// glob order).
@@ -118,7 +117,9 @@ impl Ct {
         for chart in &mut repo.charts {
             for dep in &mut chart.meta.dependencies {
                 let Some(reference) = dep.repository.as_deref() else { continue };
-                let Some(name) = reference.strip_prefix('@').or_else(|| reference.strip_prefix("alias:")) else { continue };
+                let Some(name) = reference.strip_prefix('@').or_else(|| reference.strip_prefix("alias:")) else {
+                    continue;
+                };
                 if let Some((_, url)) = self.config.chart_repos.iter().find(|(n, _)| n == name) {
                     dep.repository = Some(url.clone());
                 }
@@ -141,7 +142,14 @@ impl Ct {
     /// Resolves tools and inputs for a run. `changed` is the set of charts
     /// that hold a changed file when the run is `--changed` (ct checks the
     /// version of those only), `None` for a run of all or named charts.
-    pub fn prepare(&self, ctx: &Context, repo: &Repo, helm: &Tool, changed: Option<&BTreeSet<usize>>, jobs: usize) -> Result<Prepared> {
+    pub fn prepare(
+        &self,
+        ctx: &Context,
+        repo: &Repo,
+        helm: &Tool,
+        changed: Option<&BTreeSet<usize>>,
+        jobs: usize,
+    ) -> Result<Prepared> {
         let config = &self.config;
         // ct's defaults, from the pinned ct release, only when ct.yaml names none.
         let default_etc = || crate::tools::chart_testing::ensure_etc(ctx);
@@ -170,9 +178,11 @@ impl Ct {
             for &index in changed {
                 let chart = &repo.charts[index];
                 let path = format!("{}/Chart.yaml", chart.rel);
-                let old = git.show(&target, &path)?.map(|text| version_in(&text)).transpose().map_err(|e| {
-                    anyhow::anyhow!("{path} on {target}: cannot read the old version: {e}")
-                })?;
+                let old = git
+                    .show(&target, &path)?
+                    .map(|text| version_in(&text))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("{path} on {target}: cannot read the old version: {e}"))?;
                 old_versions.insert(index, old);
             }
         }
@@ -313,7 +323,13 @@ impl Prepared {
     }
 
     /// Runs ct's checks for `charts`; each chart's steps in ct's order.
-    pub fn check(&self, ctx: &Context, repo: &Repo, stager: &Stager, charts: &BTreeSet<usize>) -> BTreeMap<usize, Vec<StepResult>> {
+    pub fn check(
+        &self,
+        ctx: &Context,
+        repo: &Repo,
+        stager: &Stager,
+        charts: &BTreeSet<usize>,
+    ) -> BTreeMap<usize, Vec<StepResult>> {
         let mut steps: BTreeMap<usize, Vec<StepResult>> = charts.iter().map(|&c| (c, Vec::new())).collect();
         let target = self.config.target_ref();
         for &index in charts {
@@ -323,7 +339,11 @@ impl Prepared {
                     Ok(message) => (Status::Ok, message),
                     Err(message) => (Status::Failed, format!("{}/Chart.yaml: {message}", chart.rel)),
                 };
-                push(&mut steps, index, StepResult::new("version-increment", None, None, status, Default::default(), message));
+                push(
+                    &mut steps,
+                    index,
+                    StepResult::new("version-increment", None, None, status, Default::default(), message),
+                );
             }
         }
 
@@ -361,7 +381,11 @@ impl Prepared {
                     Ok(()) => (Status::Ok, String::new()),
                     Err(message) => (Status::Failed, message),
                 };
-                push(&mut steps, index, StepResult::new("maintainers", None, None, status, Default::default(), message));
+                push(
+                    &mut steps,
+                    index,
+                    StepResult::new("maintainers", None, None, status, Default::default(), message),
+                );
             }
         }
 
@@ -419,7 +443,10 @@ mod tests {
         assert!(version_verdict(Some("1.0.0"), "1.0.1", "origin/main").is_ok());
         assert!(version_verdict(Some("1.0.0"), "1.0.0", "origin/main").unwrap_err().contains("needs a version bump"));
         assert!(version_verdict(Some("1.1"), "1.0.9", "origin/main").is_err(), "1.1 reads as 1.1.0");
-        assert!(version_verdict(Some("v1.0.0"), "1.0.0+build.2", "origin/main").is_err(), "build metadata has no precedence");
+        assert!(
+            version_verdict(Some("v1.0.0"), "1.0.0+build.2", "origin/main").is_err(),
+            "build metadata has no precedence"
+        );
         assert!(version_verdict(Some("1.0.0-rc.1"), "1.0.0", "origin/main").is_ok());
         assert!(version_verdict(None, "0.1.0", "origin/main").is_ok(), "a new chart is not checked");
     }

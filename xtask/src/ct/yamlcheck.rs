@@ -65,8 +65,11 @@ pub fn run(
     repo: &Repo,
     charts: &BTreeSet<usize>,
 ) -> Found {
-    let schema_files: Vec<String> =
-        if schema.is_some() { charts.iter().map(|&i| format!("{}/Chart.yaml", repo.charts[i].rel)).collect() } else { Vec::new() };
+    let schema_files: Vec<String> = if schema.is_some() {
+        charts.iter().map(|&i| format!("{}/Chart.yaml", repo.charts[i].rel)).collect()
+    } else {
+        Vec::new()
+    };
     let lint_files: Vec<String> =
         if lint_conf.is_some() { charts.iter().flat_map(|&i| yamllint_files(repo, i)).collect() } else { Vec::new() };
     let request = serde_json::json!({
@@ -112,7 +115,9 @@ impl Found {
             let file = format!("{}/Chart.yaml", chart.rel);
             let verdict = match answer.schema.get(&file) {
                 Some(errors) if errors.is_empty() => Ok(String::new()),
-                Some(errors) => Err(format!("{file}: does not match ct's Chart.yaml schema (yamale):\n{}", errors.join("\n"))),
+                Some(errors) => {
+                    Err(format!("{file}: does not match ct's Chart.yaml schema (yamale):\n{}", errors.join("\n")))
+                }
                 None => Err(format!("{file}: the schema check said nothing about it")),
             };
             out.push(("chart-schema", verdict));

@@ -89,8 +89,10 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     let tools = crate::tools::ensure(ctx, &[])?;
     // 2. The base as a worktree; dropped (removed) on every way out of here.
     let tree = worktree::Worktree::add(ctx, &run, &base.merge_base)?;
-    let base_side =
-        Side::new("base", Context { root: tree.root().to_path_buf(), work_dir: run.path().join("base"), ..ctx.clone() })?;
+    let base_side = Side::new(
+        "base",
+        Context { root: tree.root().to_path_buf(), work_dir: run.path().join("base"), ..ctx.clone() },
+    )?;
     if args.charts.is_empty() {
         // Charts the change deleted exist only at the base.
         for chart in &base_side.repo.charts {

@@ -153,7 +153,8 @@ impl Checker<'_> {
             let rendered = self.render(batch_id, &whole, &mut found);
             (found, rendered)
         };
-        let (linted, (render_steps, mut rendered)) = if self.batching { rayon::join(lint, render) } else { (lint(), render()) };
+        let (linted, (render_steps, mut rendered)) =
+            if self.batching { rayon::join(lint, render) } else { (lint(), render()) };
         merge(&mut steps, linted);
         merge(&mut steps, render_steps);
         for plan in &plans {
@@ -171,8 +172,13 @@ impl Checker<'_> {
     fn order_steps(&self, index: usize, steps: &mut BTreeMap<usize, Vec<StepResult>>) {
         let chart = &self.repo.charts[index];
         let rank = |s: &StepResult| {
-            let step = ["dependencies", "values", "lint", "render", "validate"].iter().position(|n| *n == s.step).unwrap_or(5);
-            let kube = s.kube_version.as_ref().and_then(|k| self.kube_versions.iter().position(|v| v == k)).map_or(0, |p| p + 1);
+            let step =
+                ["dependencies", "values", "lint", "render", "validate"].iter().position(|n| *n == s.step).unwrap_or(5);
+            let kube = s
+                .kube_version
+                .as_ref()
+                .and_then(|k| self.kube_versions.iter().position(|v| v == k))
+                .map_or(0, |p| p + 1);
             let env = s.env.as_ref().and_then(|e| chart.environments.iter().position(|v| &v.name == e)).unwrap_or(0);
             (step, kube, env)
         };
@@ -183,15 +189,27 @@ impl Checker<'_> {
 
     /// Lints and renders one chart in one environment on its own (the whole
     /// umbrella); returns the renders for the validation pass.
-    pub fn check_environment_whole(&self, index: usize, env: &Environment, steps: &mut BTreeMap<usize, Vec<StepResult>>) -> Vec<Rendered> {
+    pub fn check_environment_whole(
+        &self,
+        index: usize,
+        env: &Environment,
+        steps: &mut BTreeMap<usize, Vec<StepResult>>,
+    ) -> Vec<Rendered> {
         let chart_env = if env.values_files.is_empty() { None } else { Some(env) };
         self.lint_group(&[index], chart_env, steps);
         let mut rendered = Vec::new();
         for kube in &self.kube_versions {
             let started = Instant::now();
-            let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(index), &self.values_paths(env), &[], kube)
-                .map_err(|e| format!("{e:#}"))
-                .and_then(|f| if f.success { Ok(f.stdout) } else { Err(helm::clean(&f.stderr)) });
+            let result = helm::template(
+                &self.tools.helm,
+                &self.ctx.config.release_name,
+                &self.staged(index),
+                &self.values_paths(env),
+                &[],
+                kube,
+            )
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|f| if f.success { Ok(f.stdout) } else { Err(helm::clean(&f.stderr)) });
             self.record_render(index, &env.name, kube, result, started.elapsed(), steps, &mut rendered);
         }
         rendered
@@ -249,7 +267,18 @@ impl Checker<'_> {
                     match verdicts.get(path) {
                         Some(verdict) => {
                             let status = if verdict.ok { Status::Ok } else { Status::Failed };
-                            push(steps, index, StepResult::new("lint", Some(env_name), None, status, finished.duration, verdict.message.clone()));
+                            push(
+                                steps,
+                                index,
+                                StepResult::new(
+                                    "lint",
+                                    Some(env_name),
+                                    None,
+                                    status,
+                                    finished.duration,
+                                    verdict.message.clone(),
+                                ),
+                            );
                         }
                         // Helm said nothing about this path in a shared run:
                         // ask again for it alone so the verdict is its own.
@@ -257,14 +286,32 @@ impl Checker<'_> {
                         None => push(
                             steps,
                             index,
-                            StepResult::new("lint", Some(env_name), None, Status::Failed, finished.duration, helm::clean(&finished.combined())),
+                            StepResult::new(
+                                "lint",
+                                Some(env_name),
+                                None,
+                                Status::Failed,
+                                finished.duration,
+                                helm::clean(&finished.combined()),
+                            ),
                         ),
                     }
                 }
             }
             Err(err) => {
                 for &index in group {
-                    push(steps, index, StepResult::new("lint", Some(env_name), None, Status::Failed, Duration::ZERO, format!("{err:#}")));
+                    push(
+                        steps,
+                        index,
+                        StepResult::new(
+                            "lint",
+                            Some(env_name),
+                            None,
+                            Status::Failed,
+                            Duration::ZERO,
+                            format!("{err:#}"),
+                        ),
+                    );
                 }
             }
         }
@@ -289,11 +336,20 @@ impl Checker<'_> {
                 }
             }
         }
-        let groups = if self.batching { self.compatible_groups(&batchable) } else { batchable.iter().map(|&c| vec![c]).collect() };
+        let groups = if self.batching {
+            self.compatible_groups(&batchable)
+        } else {
+            batchable.iter().map(|&c| vec![c]).collect()
+        };
         // Batched, a tree that does not depend on the Kubernetes version is
         // rendered for the first version only and that output reused.
         let independent: BTreeSet<usize> = if self.batching {
-            batchable.iter().chain(per_env.iter().map(|(i, _)| i)).copied().filter(|&i| !self.kube_dependent(i)).collect()
+            batchable
+                .iter()
+                .chain(per_env.iter().map(|(i, _)| i))
+                .copied()
+                .filter(|&i| !self.kube_dependent(i))
+                .collect()
         } else {
             BTreeSet::new()
         };
@@ -301,8 +357,10 @@ impl Checker<'_> {
         for kube in &self.kube_versions {
             for (group_id, group) in groups.iter().enumerate() {
                 let mut outcomes = BTreeMap::new();
-                let (known, to_render): (Vec<usize>, Vec<usize>) =
-                    group.iter().copied().partition(|&i| reusable.contains_key(&(i, crate::model::DEFAULT_ENV.to_string())));
+                let (known, to_render): (Vec<usize>, Vec<usize>) = group
+                    .iter()
+                    .copied()
+                    .partition(|&i| reusable.contains_key(&(i, crate::model::DEFAULT_ENV.to_string())));
                 self.render_group(&format!("{batch_id}-{group_id}"), &to_render, kube, &mut outcomes);
                 for index in known {
                     if let Some(result) = reusable.get(&(index, crate::model::DEFAULT_ENV.to_string())) {
@@ -311,7 +369,9 @@ impl Checker<'_> {
                 }
                 for (index, (result, duration)) in outcomes {
                     if independent.contains(&index) {
-                        reusable.entry((index, crate::model::DEFAULT_ENV.to_string())).or_insert_with(|| result.clone());
+                        reusable
+                            .entry((index, crate::model::DEFAULT_ENV.to_string()))
+                            .or_insert_with(|| result.clone());
                     }
                     self.record_render(index, crate::model::DEFAULT_ENV, kube, result, duration, steps, &mut rendered);
                 }
@@ -322,9 +382,16 @@ impl Checker<'_> {
                     continue;
                 }
                 let started = Instant::now();
-                let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(*index), &self.values_paths(env), &[], kube)
-                    .map_err(|e| format!("{e:#}"))
-                    .and_then(|f| if f.success { Ok(f.stdout) } else { Err(helm::clean(&f.stderr)) });
+                let result = helm::template(
+                    &self.tools.helm,
+                    &self.ctx.config.release_name,
+                    &self.staged(*index),
+                    &self.values_paths(env),
+                    &[],
+                    kube,
+                )
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|f| if f.success { Ok(f.stdout) } else { Err(helm::clean(&f.stderr)) });
                 if independent.contains(index) {
                     reusable.insert((*index, env.name.clone()), result.clone());
                 }
@@ -354,10 +421,16 @@ impl Checker<'_> {
                         push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Ok, duration, ""));
                         rendered.push(Rendered { chart: index, env: env.to_string(), kube: kube.to_string(), file });
                     }
-                    Err(err) => push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, format!("{err:#}"))),
+                    Err(err) => push(
+                        steps,
+                        index,
+                        StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, format!("{err:#}")),
+                    ),
                 }
             }
-            Err(message) => push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, message)),
+            Err(message) => {
+                push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, message))
+            }
         }
     }
 
@@ -367,7 +440,8 @@ impl Checker<'_> {
         let mut groups: Vec<(BTreeMap<String, String>, Vec<usize>)> = Vec::new();
         for &index in charts {
             let libs = self.libraries.get(&index).cloned().unwrap_or_default();
-            let fits = |known: &BTreeMap<String, String>| libs.iter().all(|(name, v)| known.get(name).is_none_or(|k| k == v));
+            let fits =
+                |known: &BTreeMap<String, String>| libs.iter().all(|(name, v)| known.get(name).is_none_or(|k| k == v));
             match groups.iter_mut().find(|(known, _)| fits(known)) {
                 Some((known, members)) => {
                     known.extend(libs);
@@ -381,13 +455,20 @@ impl Checker<'_> {
 
     /// Renders a group (alone if it has one chart, else through a parent
     /// chart), attributing failures as described in the module docs.
-    fn render_group(&self, id: &str, group: &[usize], kube: &str, out: &mut BTreeMap<usize, (Result<String, String>, Duration)>) {
+    fn render_group(
+        &self,
+        id: &str,
+        group: &[usize],
+        kube: &str,
+        out: &mut BTreeMap<usize, (Result<String, String>, Duration)>,
+    ) {
         if group.is_empty() {
             return;
         }
         if group.len() == 1 {
             let index = group[0];
-            let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(index), &[], &[], kube);
+            let result =
+                helm::template(&self.tools.helm, &self.ctx.config.release_name, &self.staged(index), &[], &[], kube);
             let entry = match result {
                 Ok(f) if f.success => (Ok(f.stdout), f.duration),
                 Ok(f) => (Err(helm::clean(&f.stderr)), f.duration),
@@ -500,12 +581,27 @@ impl Checker<'_> {
                         let found = problems.get(&r.file).cloned().unwrap_or_default();
                         let status = if found.is_empty() { Status::Ok } else { Status::Failed };
                         let message = found.join("\n");
-                        push(&mut steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), status, finished.duration, message));
+                        push(
+                            &mut steps,
+                            r.chart,
+                            StepResult::new("validate", Some(&r.env), Some(kube), status, finished.duration, message),
+                        );
                     }
                 }
                 Err(err) => {
                     for r in chunk {
-                        push(&mut steps, r.chart, StepResult::new("validate", Some(&r.env), Some(kube), Status::Failed, Duration::ZERO, format!("{err:#}")));
+                        push(
+                            &mut steps,
+                            r.chart,
+                            StepResult::new(
+                                "validate",
+                                Some(&r.env),
+                                Some(kube),
+                                Status::Failed,
+                                Duration::ZERO,
+                                format!("{err:#}"),
+                            ),
+                        );
                     }
                 }
             }
@@ -542,4 +638,3 @@ pub fn libraries_of(repo: &Repo, graph: &crate::graph::ChartGraph, index: usize)
     }
     libs
 }
-

@@ -90,7 +90,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     let repo = repo;
     let graph = ChartGraph::build(&repo);
 
-    let kube_versions = if args.kube_versions.is_empty() { ctx.config.kube_versions.clone() } else { args.kube_versions.clone() };
+    let kube_versions =
+        if args.kube_versions.is_empty() { ctx.config.kube_versions.clone() } else { args.kube_versions.clone() };
     for version in &kube_versions {
         if !is_kube_version(version) {
             return exit::usage(format!("--kube-version {version:?}: expected three numbers, e.g. 1.37.0"));
@@ -156,10 +157,15 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     for index in stage_order {
         let chart = &repo.charts[index];
         let started = Instant::now();
-        let broken_dep = graph.dependencies(index).into_iter().find(|d| blocked.contains_key(d) || stage_steps.get(d).is_some_and(|s| s.status == Status::Failed));
+        let broken_dep = graph
+            .dependencies(index)
+            .into_iter()
+            .find(|d| blocked.contains_key(d) || stage_steps.get(d).is_some_and(|s| s.status == Status::Failed));
         let result = match (blocked.get(&index), broken_dep) {
             (Some(message), _) => Err(message.clone()),
-            (None, Some(dep)) => Err(format!("dependency {} cannot be used (see its own error)", repo.charts[dep].name)),
+            (None, Some(dep)) => {
+                Err(format!("dependency {} cannot be used (see its own error)", repo.charts[dep].name))
+            }
             (None, None) => stager.stage(&repo, chart).map(|_| ()).map_err(|e| format!("{e:#}")),
         };
         let step = match result {
@@ -219,7 +225,9 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         if stage.is_some_and(|s| s.status == Status::Failed) {
             result.status = Status::Failed;
             progress.finished(&result);
-        } else if let Some(stored) = keys.get(&index).filter(|_| !args.no_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name)) {
+        } else if let Some(stored) =
+            keys.get(&index).filter(|_| !args.no_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name))
+        {
             result.status = Status::Cached;
             result.steps = stored
                 .into_iter()
@@ -252,7 +260,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let ct_steps = std::sync::Mutex::new(ct.as_ref().map(|ct| ct.check(ctx, &repo, &stager, &to_check)).unwrap_or_default());
+    let ct_steps =
+        std::sync::Mutex::new(ct.as_ref().map(|ct| ct.check(ctx, &repo, &stager, &to_check)).unwrap_or_default());
     let results_lock = std::sync::Mutex::new(results);
     let never_ran = scheduler::run(
         jobs,
@@ -302,7 +311,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     for index in never_ran {
         if let Some(result) = results.get_mut(&index) {
             result.status = Status::Skipped;
-            result.steps.push(StepResult::new("lint", None, None, Status::Skipped, std::time::Duration::ZERO, "not started: --fail-fast stopped the run after a failure"));
+            result.steps.push(StepResult::new(
+                "lint",
+                None,
+                None,
+                Status::Skipped,
+                std::time::Duration::ZERO,
+                "not started: --fail-fast stopped the run after a failure",
+            ));
         }
     }
 
@@ -318,16 +334,20 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             batch: None,
             started_ms: 0,
             finished_ms: 0,
-            steps: vec![StepResult::new("chart", None, None, Status::Failed, std::time::Duration::ZERO, broken.error.clone())],
+            steps: vec![StepResult::new(
+                "chart",
+                None,
+                None,
+                Status::Failed,
+                std::time::Duration::ZERO,
+                broken.error.clone(),
+            )],
         });
     }
 
     // Tools saw the staged copies; people should see their own folders.
-    let staged: Vec<(String, String)> = repo
-        .charts
-        .iter()
-        .map(|c| (stager.staged_dir(c).display().to_string(), c.rel.clone()))
-        .collect();
+    let staged: Vec<(String, String)> =
+        repo.charts.iter().map(|c| (stager.staged_dir(c).display().to_string(), c.rel.clone())).collect();
     for chart in &mut charts {
         for step in &mut chart.steps {
             for (from, to) in &staged {
@@ -338,8 +358,15 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         }
     }
 
-    let ok = charts.iter().all(|c| c.status != Status::Failed) && repository_checks.iter().all(|c| c.status != Status::Failed);
-    let report = Report { charts, repository: repository_checks, processes: crate::process::started(), duration_ms: elapsed_ms(epoch), ok };
+    let ok = charts.iter().all(|c| c.status != Status::Failed)
+        && repository_checks.iter().all(|c| c.status != Status::Failed);
+    let report = Report {
+        charts,
+        repository: repository_checks,
+        processes: crate::process::started(),
+        duration_ms: elapsed_ms(epoch),
+        ok,
+    };
     if ctx.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -352,7 +379,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
 }
 
 /// The charts to check: `--chart` names, `--changed`, or all of them.
-fn select(args: &Args, ctx: &Context, repo: &Repo, graph: &ChartGraph) -> Result<(BTreeSet<usize>, Vec<crate::model::BrokenChart>)> {
+fn select(
+    args: &Args,
+    ctx: &Context,
+    repo: &Repo,
+    graph: &ChartGraph,
+) -> Result<(BTreeSet<usize>, Vec<crate::model::BrokenChart>)> {
     if !args.charts.is_empty() {
         let mut selected = BTreeSet::new();
         let mut broken = Vec::new();
@@ -362,7 +394,10 @@ fn select(args: &Args, ctx: &Context, repo: &Repo, graph: &ChartGraph) -> Result
             } else if let Some(b) = repo.broken.iter().find(|b| &b.name == name) {
                 broken.push(b.clone());
             } else {
-                return exit::usage(format!("--chart {name}: no such chart; the charts are: {}", repo.all_names().join(", ")));
+                return exit::usage(format!(
+                    "--chart {name}: no such chart; the charts are: {}",
+                    repo.all_names().join(", ")
+                ));
             }
         }
         return Ok((selected, broken));
@@ -419,13 +454,18 @@ fn cache_key(
     let ignore = crate::helmignore::HelmIgnore::load(&chart.dir);
     key.add("files", cache::hash_chart_files(&chart.dir, &|rel, is_dir| ignore.is_ignored(rel, is_dir))?.as_bytes());
     for dep in graph.dependencies(index) {
-        let dep_key = keys.get(&dep).ok_or_else(|| anyhow::anyhow!("dependency {} has no key", repo.charts[dep].name))?;
+        let dep_key =
+            keys.get(&dep).ok_or_else(|| anyhow::anyhow!("dependency {} has no key", repo.charts[dep].name))?;
         key.add("dependency", dep_key.as_bytes());
     }
     // Remote archives by content: a re-pushed tag with new content is a change.
     let staged_charts = stager.staged_dir(chart).join("charts");
     if let Ok(entries) = std::fs::read_dir(&staged_charts) {
-        let mut archives: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "tgz")).collect();
+        let mut archives: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "tgz"))
+            .collect();
         archives.sort();
         for archive in archives {
             key.add("archive", crate::fsutil::sha256_hex(&std::fs::read(&archive)?).as_bytes());

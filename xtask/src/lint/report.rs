@@ -47,7 +47,14 @@ pub struct StepResult {
 }
 
 impl StepResult {
-    pub fn new(step: &str, env: Option<&str>, kube: Option<&str>, status: Status, duration: Duration, message: impl Into<String>) -> Self {
+    pub fn new(
+        step: &str,
+        env: Option<&str>,
+        kube: Option<&str>,
+        status: Status,
+        duration: Duration,
+        message: impl Into<String>,
+    ) -> Self {
         StepResult {
             step: step.to_string(),
             env: env.map(str::to_string),

@@ -77,7 +77,11 @@ fn dispatch<'s, F>(
     F: Fn(usize, Vec<usize>) -> bool + Sync,
 {
     let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
-    while guard.running < jobs && !guard.ready.is_empty() && !stop.load(Ordering::SeqCst) && !crate::process::interrupted() {
+    while guard.running < jobs
+        && !guard.ready.is_empty()
+        && !stop.load(Ordering::SeqCst)
+        && !crate::process::interrupted()
+    {
         let idle = jobs - guard.running;
         let take = guard.ready.len().div_ceil(idle).min(max_batch.max(1));
         let batch: Vec<usize> = guard.ready.iter().take(take).copied().collect();

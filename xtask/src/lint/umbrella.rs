@@ -137,12 +137,14 @@ impl Plan {
         if chart.kind != ChartKind::Umbrella || chart.dir.join("values.schema.json").exists() {
             return Ok(None);
         }
-        let chart_yaml: yaml_serde::Value = crate::yaml::load(&chart.dir.join("Chart.yaml"), &format!("{}/Chart.yaml", chart.rel))?;
+        let chart_yaml: yaml_serde::Value =
+            crate::yaml::load(&chart.dir.join("Chart.yaml"), &format!("{}/Chart.yaml", chart.rel))?;
         let Some(deps) = chart_yaml.get("dependencies").and_then(|d| d.as_sequence()) else {
             return Ok(None);
         };
         let staged = checker.staged(index);
-        let entries: Vec<PathBuf> = std::fs::read_dir(staged.join("charts"))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let entries: Vec<PathBuf> =
+            std::fs::read_dir(staged.join("charts"))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         let mut members = Vec::new();
         let mut names = BTreeSet::new();
         for dep in deps {
@@ -261,7 +263,11 @@ impl Plan {
 /// Checks the umbrella of `plan` in every environment the run checks, adding
 /// its steps to `steps`. Environments whose shards failed are checked whole;
 /// their renders are returned for the batch's validation pass.
-pub fn check(checker: &Checker<'_>, plan: &Plan, steps: &mut BTreeMap<usize, Vec<StepResult>>) -> Vec<super::batch::Rendered> {
+pub fn check(
+    checker: &Checker<'_>,
+    plan: &Plan,
+    steps: &mut BTreeMap<usize, Vec<StepResult>>,
+) -> Vec<super::batch::Rendered> {
     let chart = &checker.repo.charts[plan.index];
     let envs: Vec<Environment> = checker.environments(chart).into_iter().cloned().collect();
     let classes = plan.classes(&checker.kube_versions);
@@ -272,7 +278,9 @@ pub fn check(checker: &Checker<'_>, plan: &Plan, steps: &mut BTreeMap<usize, Vec
     let mut pieces: BTreeMap<(String, Option<String>), Piece> = BTreeMap::new();
     let mut tasks: Vec<(String, Part)> = Vec::new();
     for env in &envs {
-        if let Some(piece) = read_cache.then(|| checker.cache.get::<Piece>(&plan.own_key(&env.name), &label(&env.name, "-"))).flatten() {
+        if let Some(piece) =
+            read_cache.then(|| checker.cache.get::<Piece>(&plan.own_key(&env.name), &label(&env.name, "-"))).flatten()
+        {
             pieces.insert((env.name.clone(), None), piece);
         } else {
             tasks.push((env.name.clone(), Part::Own));
@@ -353,7 +361,8 @@ pub fn check(checker: &Checker<'_>, plan: &Plan, steps: &mut BTreeMap<usize, Vec
             if paths.is_empty() {
                 return (kube.clone(), Ok(BTreeMap::new()));
             }
-            let result = crate::kubeconform::validate(checker.tools, kube, &paths).map(|(_, p)| p).map_err(|e| format!("{e:#}"));
+            let result =
+                crate::kubeconform::validate(checker.tools, kube, &paths).map(|(_, p)| p).map_err(|e| format!("{e:#}"));
             (kube.clone(), result)
         })
         .collect();
@@ -411,7 +420,14 @@ pub fn check(checker: &Checker<'_>, plan: &Plan, steps: &mut BTreeMap<usize, Vec
             continue;
         }
         let duration = durations.get(&env.name).copied().unwrap_or_default();
-        steps.entry(plan.index).or_default().push(StepResult::new("lint", Some(&env.name), None, Status::Ok, duration, ""));
+        steps.entry(plan.index).or_default().push(StepResult::new(
+            "lint",
+            Some(&env.name),
+            None,
+            Status::Ok,
+            duration,
+            "",
+        ));
         let parts: Vec<&Piece> = std::iter::once(None)
             .chain(plan.members.iter().map(|m| Some(m.name.clone())))
             .filter_map(|part| pieces.get(&(env.name.clone(), part)))
@@ -423,13 +439,22 @@ pub fn check(checker: &Checker<'_>, plan: &Plan, steps: &mut BTreeMap<usize, Vec
             let records: Vec<crate::helm::Record> =
                 docs.iter().map(|d| crate::helm::Record { source: d.source.clone(), text: d.text.clone() }).collect();
             let text = crate::helm::join_records(&records);
-            let file = checker.ctx.work_dir.join("rendered").join(kube).join(&plan.name).join(format!("{}.yaml", env.name));
+            let file =
+                checker.ctx.work_dir.join("rendered").join(kube).join(&plan.name).join(format!("{}.yaml", env.name));
             let (status, message) = match fsutil::write_atomic(&file, text.as_bytes()) {
                 Ok(()) => (Status::Ok, String::new()),
                 Err(err) => (Status::Failed, format!("{err:#}")),
             };
-            steps.entry(plan.index).or_default().push(StepResult::new("render", Some(&env.name), Some(kube), status, duration, message));
-            let problems: Vec<String> = parts.iter().flat_map(|p| p.problems.get(kube).cloned().unwrap_or_default()).collect();
+            steps.entry(plan.index).or_default().push(StepResult::new(
+                "render",
+                Some(&env.name),
+                Some(kube),
+                status,
+                duration,
+                message,
+            ));
+            let problems: Vec<String> =
+                parts.iter().flat_map(|p| p.problems.get(kube).cloned().unwrap_or_default()).collect();
             let status = if problems.is_empty() { Status::Ok } else { Status::Failed };
             steps.entry(plan.index).or_default().push(StepResult::new(
                 "validate",
@@ -445,7 +470,14 @@ pub fn check(checker: &Checker<'_>, plan: &Plan, steps: &mut BTreeMap<usize, Vec
 }
 
 /// Builds one shard, lints it and renders it for each class.
-fn run_shard(checker: &Checker<'_>, plan: &Plan, n: usize, env: &Environment, part: &Part, classes: &[String]) -> Outcome {
+fn run_shard(
+    checker: &Checker<'_>,
+    plan: &Plan,
+    n: usize,
+    env: &Environment,
+    part: &Part,
+    classes: &[String],
+) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome { env: env.name.clone(), failure: None, docs: BTreeMap::new(), duration: Duration::ZERO };
     let dir = checker.ctx.work_dir.join("render").join(format!("{}-shard-{n}", plan.name));
@@ -472,14 +504,19 @@ fn run_shard(checker: &Checker<'_>, plan: &Plan, n: usize, env: &Environment, pa
             let mut by_part: BTreeMap<Option<String>, Vec<Doc>> = BTreeMap::new();
             let charts_prefix = format!("{}/charts/", plan.name);
             for doc in docs {
-                let owner = doc.source.strip_prefix(&charts_prefix).map(|rest| rest.split('/').next().unwrap_or_default().to_string());
+                let owner = doc
+                    .source
+                    .strip_prefix(&charts_prefix)
+                    .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
                 match (part, owner) {
                     // The own part keeps the umbrella's documents only; its
                     // stubs render nothing.
                     (Part::Own, None) => by_part.entry(None).or_default().push(doc),
                     (Part::Own, Some(_)) => {}
                     (Part::Members(_), Some(owner)) => by_part.entry(Some(owner)).or_default().push(doc),
-                    (Part::Members(_), None) => return Ok(Some(format!("unexpected document {} in a member shard", doc.source))),
+                    (Part::Members(_), None) => {
+                        return Ok(Some(format!("unexpected document {} in a member shard", doc.source)))
+                    }
                 }
             }
             // Every member gets a (possibly empty) document list.
@@ -672,7 +709,8 @@ fn shard_docs(output: &str) -> Result<Vec<Doc>, String> {
             #[serde(default)]
             annotations: Option<BTreeMap<String, yaml_serde::Value>>,
         }
-        let head: Head = yaml_serde::from_str(body).map_err(|e| format!("{}: cannot read the manifest head: {e}", record.source))?;
+        let head: Head =
+            yaml_serde::from_str(body).map_err(|e| format!("{}: cannot read the manifest head: {e}", record.source))?;
         if head.metadata.and_then(|m| m.annotations).is_some_and(|a| a.contains_key("helm.sh/hook")) {
             return Err(format!("{} is a hook", record.source));
         }

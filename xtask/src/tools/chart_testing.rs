@@ -65,7 +65,9 @@ impl PythonPin {
     pub fn version_of(&self, package: &str) -> String {
         self.requirements
             .iter()
-            .find_map(|r| r.split_once("==").filter(|(name, _)| name.eq_ignore_ascii_case(package)).map(|(_, v)| v.to_string()))
+            .find_map(|r| {
+                r.split_once("==").filter(|(name, _)| name.eq_ignore_ascii_case(package)).map(|(_, v)| v.to_string())
+            })
             .unwrap_or_default()
     }
 }
@@ -155,7 +157,11 @@ pub fn ensure_ct(ctx: &Context) -> Result<CtTool> {
         })?;
     }
     if env_binary.is_none() && !dir.join("etc").join("lintconf.yaml").is_file() {
-        return crate::exit::environment(format!("ct {}: {} is incomplete; remove it and run again", pin.version, dir.display()));
+        return crate::exit::environment(format!(
+            "ct {}: {} is incomplete; remove it and run again",
+            pin.version,
+            dir.display()
+        ));
     }
     let etc = if env_binary.is_some() { ensure_etc(ctx)? } else { dir.join("etc") };
     let path = env_binary.unwrap_or_else(|| dir.join("ct"));
@@ -187,7 +193,9 @@ pub fn ensure_etc(ctx: &Context) -> Result<PathBuf> {
         .ok()
         .and_then(|v| v.get("Dir").and_then(|d| d.as_str()).map(PathBuf::from))
         .filter(|_| download.success)
-        .ok_or_else(|| EnvironmentError(format!("ct {}: `go mod download {spec}` failed:\n{}", pin.version, download.combined())))?;
+        .ok_or_else(|| {
+            EnvironmentError(format!("ct {}: `go mod download {spec}` failed:\n{}", pin.version, download.combined()))
+        })?;
     for file in ["chart_schema.yaml", "lintconf.yaml"] {
         let text = std::fs::read(source.join("etc").join(file))
             .with_context(|| format!("ct {}: the module has no etc/{file}", pin.version))?;
@@ -292,7 +300,8 @@ fn build_into(
         ))
         .into());
     };
-    let binary = lay_out(&source, staging.path()).with_context(|| format!("{name} {}: cannot lay out the install", pin.version))?;
+    let binary = lay_out(&source, staging.path())
+        .with_context(|| format!("{name} {}: cannot lay out the install", pin.version))?;
     let ldflags = pin.ldflags.replace("{version}", &pin.version);
     let package = &pin.package;
     sh.change_dir(&source);
@@ -329,7 +338,10 @@ fn build_into(
         }
         // Another run got there first: its install is as good as ours.
         Err(_) if dest.is_dir() => {}
-        Err(err) => return Err(err).with_context(|| format!("{name} {}: cannot move the build into {}", pin.version, dest.display())),
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("{name} {}: cannot move the build into {}", pin.version, dest.display()))
+        }
     }
     eprintln!("{name} {}: installed {}", pin.version, dest.display());
     Ok(())
@@ -376,7 +388,10 @@ fn install_python(pin: &PythonPin, dest: &Path) -> Result<()> {
     let requirements = &pin.requirements;
     // The ordinary pip client, so the user's index, proxy and certificates apply.
     let finished = crate::process::run(
-        xshell::cmd!(sh, "{python} -m pip install --quiet --disable-pip-version-check --no-deps --target {lib} {requirements...}"),
+        xshell::cmd!(
+            sh,
+            "{python} -m pip install --quiet --disable-pip-version-check --no-deps --target {lib} {requirements...}"
+        ),
         None,
     )?;
     if !finished.success {
@@ -417,7 +432,9 @@ fn install_python(pin: &PythonPin, dest: &Path) -> Result<()> {
             let _ = staging.keep();
         }
         Err(_) if dest.join("python").is_file() => {}
-        Err(err) => return Err(err).with_context(|| format!("cannot move the Python packages into {}", dest.display())),
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot move the Python packages into {}", dest.display()))
+        }
     }
     Ok(())
 }

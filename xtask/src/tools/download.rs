@@ -44,18 +44,13 @@ pub fn rebase(url: &str) -> String {
 
 fn rebase_onto(url: &str, base: &str) -> String {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let path = url[after_scheme..]
-        .find('/')
-        .map_or("", |i| &url[after_scheme + i..]);
+    let path = url[after_scheme..].find('/').map_or("", |i| &url[after_scheme + i..]);
     format!("{}{}", base.trim_end_matches('/'), path)
 }
 
 /// Downloads a small text file (a checksum list).
 pub fn text(agent: &ureq::Agent, url: &str) -> Result<String, Unavailable> {
-    let response = agent
-        .get(url)
-        .call()
-        .map_err(|err| Unavailable(format!("{url}: {err}")))?;
+    let response = agent.get(url).call().map_err(|err| Unavailable(format!("{url}: {err}")))?;
     response
         .into_body()
         .with_config()
@@ -73,8 +68,7 @@ pub fn to_file(agent: &ureq::Agent, url: &str, dest: &Path) -> Result<Result<Str
         Err(err) => return Ok(Err(Unavailable(format!("{url}: {err}")))),
     };
     let mut reader = response.into_body().into_reader();
-    let mut file =
-        std::fs::File::create(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    let mut file = std::fs::File::create(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
@@ -86,11 +80,9 @@ pub fn to_file(agent: &ureq::Agent, url: &str, dest: &Path) -> Result<Result<Str
             Err(err) => return Ok(Err(Unavailable(format!("{url}: {err}")))),
         };
         hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n])
-            .with_context(|| format!("cannot write {}", dest.display()))?;
+        file.write_all(&buffer[..n]).with_context(|| format!("cannot write {}", dest.display()))?;
     }
-    file.sync_all()
-        .with_context(|| format!("cannot write {}", dest.display()))?;
+    file.sync_all().with_context(|| format!("cannot write {}", dest.display()))?;
     Ok(Ok(crate::fsutil::hex(&hasher.finalize())))
 }
 
@@ -124,10 +116,7 @@ mod tests {
     #[test]
     fn rebase_replaces_scheme_and_host_only() {
         assert_eq!(
-            rebase_onto(
-                "https://get.helm.sh/helm-v4.3.1-linux-amd64.tar.gz",
-                "http://127.0.0.1:9/"
-            ),
+            rebase_onto("https://get.helm.sh/helm-v4.3.1-linux-amd64.tar.gz", "http://127.0.0.1:9/"),
             "http://127.0.0.1:9/helm-v4.3.1-linux-amd64.tar.gz"
         );
         assert_eq!(
@@ -144,18 +133,9 @@ mod tests {
         let hash = "a".repeat(64);
         let list = format!("{}  other.tar.gz\n{hash}  helm.tar.gz\n", "b".repeat(64));
         assert_eq!(expected_sha256(&list, "helm.tar.gz"), Some(hash.clone()));
-        assert_eq!(
-            expected_sha256(&format!("{hash} *helm.tar.gz"), "helm.tar.gz"),
-            Some(hash.clone())
-        );
-        assert_eq!(
-            expected_sha256(&format!("{hash}\n"), "helm.tar.gz"),
-            Some(hash.clone())
-        );
+        assert_eq!(expected_sha256(&format!("{hash} *helm.tar.gz"), "helm.tar.gz"), Some(hash.clone()));
+        assert_eq!(expected_sha256(&format!("{hash}\n"), "helm.tar.gz"), Some(hash.clone()));
         assert_eq!(expected_sha256(&list, "missing.tar.gz"), None);
-        assert_eq!(
-            expected_sha256("<html>not found</html>", "helm.tar.gz"),
-            None
-        );
+        assert_eq!(expected_sha256("<html>not found</html>", "helm.tar.gz"), None);
     }
 }

@@ -25,20 +25,13 @@ pub fn install(ctx: &Context, pin: &ToolPin) -> Result<Tool> {
     // Staged beside `<cache>/tools/<name>/` (same file system, so the final
     // rename is atomic), and that folder is only created on success.
     let parent = ctx.cache_dir.join("tools");
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("{}: cannot create {}", pin.name, parent.display()))?;
+    std::fs::create_dir_all(&parent).with_context(|| format!("{}: cannot create {}", pin.name, parent.display()))?;
     let prefix = format!(".install-{}-", pin.name);
     super::sweep_stale(&parent, &prefix);
     let staging = tempfile::Builder::new()
         .prefix(&prefix)
         .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "{}: cannot create a temporary folder in {}",
-                pin.name,
-                parent.display()
-            )
-        })?;
+        .with_context(|| format!("{}: cannot create a temporary folder in {}", pin.name, parent.display()))?;
     let staged = staging.path().join(&pin.name);
 
     let mut tried = Vec::new();
@@ -47,10 +40,7 @@ pub fn install(ctx: &Context, pin: &ToolPin) -> Result<Tool> {
         match from_release(pin, staging.path(), &staged)? {
             Ok(()) => installed = true,
             Err(Unavailable(reason)) => {
-                eprintln!(
-                    "{} {}: release download unavailable ({reason}): trying go install",
-                    pin.name, pin.version
-                );
+                eprintln!("{} {}: release download unavailable ({reason}): trying go install", pin.name, pin.version);
                 tried.push(format!("the release download failed: {reason}"));
             }
         }
@@ -76,17 +66,8 @@ pub fn install(ctx: &Context, pin: &ToolPin) -> Result<Tool> {
         .into());
     }
     let binary = place(pin, staging, &locate::cached_binary(ctx, pin))?;
-    eprintln!(
-        "{} {}: installed {}",
-        pin.name,
-        pin.version,
-        binary.display()
-    );
-    Ok(Tool {
-        name: pin.name.clone(),
-        version: pin.version.clone(),
-        path: binary,
-    })
+    eprintln!("{} {}: installed {}", pin.name, pin.version, binary.display());
+    Ok(Tool { name: pin.name.clone(), version: pin.version.clone(), path: binary })
 }
 
 /// Downloads and verifies the release archive and extracts the binary to
@@ -136,14 +117,8 @@ fn from_release(pin: &ToolPin, staging: &Path, staged: &Path) -> Result<Result<(
     }
     extract(&archive, &inner_path, staged)
         .with_context(|| format!("{} {}: cannot unpack {file_name}", pin.name, pin.version))?;
-    std::fs::remove_file(&archive).with_context(|| {
-        format!(
-            "{} {}: cannot remove {}",
-            pin.name,
-            pin.version,
-            archive.display()
-        )
-    })?;
+    std::fs::remove_file(&archive)
+        .with_context(|| format!("{} {}: cannot remove {}", pin.name, pin.version, archive.display()))?;
     Ok(Ok(()))
 }
 
@@ -160,10 +135,8 @@ fn extract(archive: &Path, inner_path: &str, dest: &Path) -> Result<()> {
             continue;
         }
         let mut out = create_executable(dest)?;
-        std::io::copy(&mut entry, &mut out)
-            .with_context(|| format!("cannot write {}", dest.display()))?;
-        out.flush()
-            .with_context(|| format!("cannot write {}", dest.display()))?;
+        std::io::copy(&mut entry, &mut out).with_context(|| format!("cannot write {}", dest.display()))?;
+        out.flush().with_context(|| format!("cannot write {}", dest.display()))?;
         return Ok(());
     }
     anyhow::bail!("the archive has no file {inner_path}")
@@ -183,35 +156,23 @@ fn create_executable(path: &Path) -> Result<File> {
 /// version ldflags. `Ok(Err(_))` when there is no go or the build fails.
 fn with_go(pin: &ToolPin, staging: &Path) -> Result<Result<(), Unavailable>> {
     let Ok(go) = which::which("go") else {
-        return Ok(Err(Unavailable(
-            "`go` is not on PATH, so it cannot be built from source".into(),
-        )));
+        return Ok(Err(Unavailable("`go` is not on PATH, so it cannot be built from source".into())));
     };
-    eprintln!(
-        "{} {}: building with `{}` (takes a few minutes once)",
-        pin.name,
-        pin.version,
-        pin.go_install_line()
-    );
+    eprintln!("{} {}: building with `{}` (takes a few minutes once)", pin.name, pin.version, pin.go_install_line());
     let sh = xshell::Shell::new().context("cannot set up a shell for go install")?;
     // `go install module@version` ignores any go.mod around it: only the
     // pinned module's own go.mod decides the dependencies. A neutral
     // working folder keeps it that way for older Go versions too.
     sh.change_dir(staging);
     let (ldflags, spec) = (pin.go_ldflags(), pin.go_spec());
-    let cmd =
-        xshell::cmd!(sh, "{go} install -trimpath -ldflags {ldflags} {spec}").env("GOBIN", staging);
+    let cmd = xshell::cmd!(sh, "{go} install -trimpath -ldflags {ldflags} {spec}").env("GOBIN", staging);
     let finished = crate::process::run(cmd, None)
         .with_context(|| format!("{} {}: cannot start go install", pin.name, pin.version))?;
     if !finished.success {
         let log = finished.combined();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Ok(Err(Unavailable(format!(
-            "`{}` failed:\n{}",
-            finished.display,
-            tail.join("\n")
-        ))));
+        return Ok(Err(Unavailable(format!("`{}` failed:\n{}", finished.display, tail.join("\n")))));
     }
     Ok(Ok(()))
 }
@@ -222,14 +183,8 @@ fn with_go(pin: &ToolPin, staging: &Path) -> Result<Result<(), Unavailable>> {
 fn place(pin: &ToolPin, staging: tempfile::TempDir, binary: &Path) -> Result<PathBuf> {
     let dest = binary.parent().context("cache path has no parent")?;
     if let Some(tool_dir) = dest.parent() {
-        std::fs::create_dir_all(tool_dir).with_context(|| {
-            format!(
-                "{} {}: cannot create {}",
-                pin.name,
-                pin.version,
-                tool_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(tool_dir)
+            .with_context(|| format!("{} {}: cannot create {}", pin.name, pin.version, tool_dir.display()))?;
     }
     match std::fs::rename(staging.path(), dest) {
         Ok(()) => {
@@ -239,12 +194,7 @@ fn place(pin: &ToolPin, staging: tempfile::TempDir, binary: &Path) -> Result<Pat
         }
         Err(_) if binary.is_file() => Ok(binary.to_path_buf()),
         Err(err) => Err(err).with_context(|| {
-            format!(
-                "{} {}: cannot move the new binary into {}",
-                pin.name,
-                pin.version,
-                dest.display()
-            )
+            format!("{} {}: cannot move the new binary into {}", pin.name, pin.version, dest.display())
         }),
     }
 }
@@ -252,10 +202,7 @@ fn place(pin: &ToolPin, staging: tempfile::TempDir, binary: &Path) -> Result<Pat
 /// The exit-3 error when no source worked: what was tried, and every way
 /// to get the tool by hand.
 fn how_to_install(ctx: &Context, pin: &ToolPin, tried: &[String]) -> EnvironmentError {
-    let mut message = format!(
-        "{} {} is not installed and cannot be installed here:\n",
-        pin.name, pin.version
-    );
+    let mut message = format!("{} {} is not installed and cannot be installed here:\n", pin.name, pin.version);
     for reason in tried {
         message.push_str(&format!("  - {}\n", reason.replace('\n', "\n    ")));
     }
@@ -264,24 +211,16 @@ fn how_to_install(ctx: &Context, pin: &ToolPin, tried: &[String]) -> Environment
         "  - build it: {} (needs Go; the binary lands in $(go env GOPATH)/bin, put that on PATH)\n",
         pin.go_install_line()
     ));
-    if let Some((url, checksum_url, _)) = pin
-        .release
-        .as_ref()
-        .and_then(|release| release.for_this_machine(&pin.version).ok())
+    if let Some((url, checksum_url, _)) =
+        pin.release.as_ref().and_then(|release| release.for_this_machine(&pin.version).ok())
     {
         message.push_str(&format!(
             "  - download {url}, check it against {checksum_url}, and put the {} binary on PATH or at {}\n",
             pin.name,
             locate::cached_binary(ctx, pin).display()
         ));
-        message.push_str(&format!(
-            "  - or set {} to a mirror that serves the same paths\n",
-            download::BASE_ENV
-        ));
+        message.push_str(&format!("  - or set {} to a mirror that serves the same paths\n", download::BASE_ENV));
     }
-    message.push_str(&format!(
-        "  - or set {} to the path of a {} {} binary",
-        pin.env, pin.name, pin.version
-    ));
+    message.push_str(&format!("  - or set {} to the path of a {} {} binary", pin.env, pin.name, pin.version));
     EnvironmentError(message)
 }

@@ -91,11 +91,7 @@ fn from_env(pin: &ToolPin, path: PathBuf, probes: &mut Probes) -> Result<Tool> {
 }
 
 fn tool(pin: &ToolPin, version: &str, path: PathBuf) -> Tool {
-    Tool {
-        name: pin.name.clone(),
-        version: version.to_string(),
-        path,
-    }
+    Tool { name: pin.name.clone(), version: version.to_string(), path }
 }
 
 fn shown_version(reported: &str) -> String {
@@ -111,14 +107,8 @@ fn shown_version(reported: &str) -> String {
 pub fn probe(pin: &ToolPin, binary: &Path) -> Result<String> {
     let sh = xshell::Shell::new().context("cannot set up a shell for the version check")?;
     let args = &pin.version_args;
-    let finished =
-        crate::process::run(xshell::cmd!(sh, "{binary} {args...}"), None).with_context(|| {
-            format!(
-                "{}: cannot run {} to check its version",
-                pin.name,
-                binary.display()
-            )
-        })?;
+    let finished = crate::process::run(xshell::cmd!(sh, "{binary} {args...}"), None)
+        .with_context(|| format!("{}: cannot run {} to check its version", pin.name, binary.display()))?;
     if !finished.success {
         return Ok(String::new());
     }
@@ -157,11 +147,7 @@ impl Probes {
             .and_then(|bytes| serde_json::from_slice::<ProbeFile>(&bytes).ok())
             .map(|parsed| parsed.entries)
             .unwrap_or_default();
-        Probes {
-            file,
-            entries,
-            changed: false,
-        }
+        Probes { file, entries, changed: false }
     }
 
     /// The version `binary` reports, from the record when the binary is
@@ -176,14 +162,7 @@ impl Probes {
         }
         let version = probe(pin, binary)?;
         if let Some((size, mtime_ns)) = stamp {
-            self.entries.insert(
-                key,
-                ProbeEntry {
-                    size,
-                    mtime_ns,
-                    version: version.clone(),
-                },
-            );
+            self.entries.insert(key, ProbeEntry { size, mtime_ns, version: version.clone() });
             self.changed = true;
         }
         Ok(version)
@@ -195,17 +174,12 @@ impl Probes {
         if !self.changed {
             return;
         }
-        let file = ProbeFile {
-            entries: self.entries.clone(),
-        };
+        let file = ProbeFile { entries: self.entries.clone() };
         let result = serde_json::to_vec_pretty(&file)
             .context("cannot encode the version probes")
             .and_then(|bytes| crate::fsutil::write_atomic(&self.file, &bytes));
         if let Err(err) = result {
-            eprintln!(
-                "note: cannot remember tool versions in {}: {err:#}",
-                self.file.display()
-            );
+            eprintln!("note: cannot remember tool versions in {}: {err:#}", self.file.display());
         }
     }
 }

@@ -127,20 +127,13 @@ pub fn ensure_registry(ctx: &Context) -> Result<Tool> {
 
 /// `cargo xtask tools`.
 pub fn run(args: Args, ctx: &Context) -> Result<()> {
-    let kube_versions = if args.kube_versions.is_empty() {
-        ctx.config.kube_versions.clone()
-    } else {
-        args.kube_versions.clone()
-    };
+    let kube_versions =
+        if args.kube_versions.is_empty() { ctx.config.kube_versions.clone() } else { args.kube_versions.clone() };
     for version in &kube_versions {
         schemas::check_kube_version(version)?;
     }
     let wanted = |part: Part| {
-        let listed = if args.only.is_empty() {
-            part != Part::Registry
-        } else {
-            args.only.contains(&part)
-        };
+        let listed = if args.only.is_empty() { part != Part::Registry } else { args.only.contains(&part) };
         listed || (part == Part::Registry && args.registry)
     };
 
@@ -159,11 +152,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             kubeconform: tool(Part::Kubeconform, &pins.kubeconform)?,
             registry: tool(Part::Registry, &pins.registry)?,
             schemas: if wanted(Part::Schemas) {
-                Some(schemas::ensure(
-                    ctx,
-                    &pins.kubernetes_validate,
-                    &kube_versions,
-                )?)
+                Some(schemas::ensure(ctx, &pins.kubernetes_validate, &kube_versions)?)
             } else {
                 None
             },
@@ -190,12 +179,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
 fn lines(report: &Report) -> String {
     let mut out = String::new();
     for tool in [&report.helm, &report.kubeconform].into_iter().flatten() {
-        out.push_str(&format!(
-            "{}\t{}\t{}\n",
-            tool.name,
-            tool.version,
-            tool.path.display()
-        ));
+        out.push_str(&format!("{}\t{}\t{}\n", tool.name, tool.version, tool.path.display()));
     }
     if let Some(schemas) = &report.schemas {
         if let Some((builtin, crds)) = schemas.locations.split_first() {
@@ -208,12 +192,7 @@ fn lines(report: &Report) -> String {
         }
     }
     if let Some(tool) = &report.registry {
-        out.push_str(&format!(
-            "{}\t{}\t{}\n",
-            tool.name,
-            tool.version,
-            tool.path.display()
-        ));
+        out.push_str(&format!("{}\t{}\t{}\n", tool.name, tool.version, tool.path.display()));
     }
     out
 }

@@ -84,22 +84,14 @@ impl ToolPin {
     /// The full `go install` command line, for messages that tell people
     /// how to install the tool themselves.
     pub fn go_install_line(&self) -> String {
-        format!(
-            "go install -trimpath -ldflags '{}' {}",
-            self.go_ldflags(),
-            self.go_spec()
-        )
+        format!("go install -trimpath -ldflags '{}' {}", self.go_ldflags(), self.go_spec())
     }
 
     /// The version a binary reported, reduced to `X.Y.Z` when it is one:
     /// the last word of the first line, without a leading `v` and without
     /// semver build metadata (`+unknown`).
     pub fn reported_version(output: &str) -> String {
-        let line = output
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("");
+        let line = output.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
         let word = line.split_whitespace().last().unwrap_or("");
         let word = word.strip_prefix('v').unwrap_or(word);
         word.split('+').next().unwrap_or(word).to_string()
@@ -111,17 +103,8 @@ impl Release {
     /// the archive, for this machine's OS and CPU.
     pub fn for_this_machine(&self, version: &str) -> Result<(String, String, String)> {
         let (os, arch) = platform()?;
-        let fill = |template: &str| {
-            template
-                .replace("{version}", version)
-                .replace("{os}", os)
-                .replace("{arch}", arch)
-        };
-        Ok((
-            fill(&self.url),
-            fill(&self.checksum_url),
-            fill(&self.binary),
-        ))
+        let fill = |template: &str| template.replace("{version}", version).replace("{os}", os).replace("{arch}", arch);
+        Ok((fill(&self.url), fill(&self.checksum_url), fill(&self.binary)))
     }
 }
 
@@ -151,14 +134,8 @@ mod tests {
         let pins = load().expect("pins.toml parses");
         assert_eq!(pins.helm.name, "helm");
         assert_eq!(pins.helm.version, "4.3.1");
-        assert_eq!(
-            pins.helm.go_ldflags(),
-            "-X helm.sh/helm/v4/internal/version.version=v4.3.1"
-        );
-        assert_eq!(
-            pins.kubeconform.go_spec(),
-            "github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0"
-        );
+        assert_eq!(pins.helm.go_ldflags(), "-X helm.sh/helm/v4/internal/version.version=v4.3.1");
+        assert_eq!(pins.kubeconform.go_spec(), "github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0");
         assert!(pins.registry.release.is_none());
     }
 
@@ -168,9 +145,7 @@ mod tests {
         assert_eq!(ToolPin::reported_version("v4.3"), "4.3");
         assert_eq!(ToolPin::reported_version("development"), "development");
         assert_eq!(
-            ToolPin::reported_version(
-                "registry github.com/distribution/distribution/v3 v3.1.2+unknown"
-            ),
+            ToolPin::reported_version("registry github.com/distribution/distribution/v3 v3.1.2+unknown"),
             "3.1.2"
         );
         assert_eq!(ToolPin::reported_version(""), "");

