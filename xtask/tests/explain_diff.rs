@@ -25,20 +25,6 @@ fn write(root: &Path, rel: &str, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-/// Copies a folder tree (files only; the charts have no links).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A template that dumps the chart's `.Values` as JSON on one line.
 const DUMP: &str = r#"apiVersion: v1
 kind: ConfigMap
@@ -384,8 +370,8 @@ fn explain_agrees_with_helm_on_the_real_catalogue_chart() {
     let repo = support::repo_root();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    copy_dir(&repo.join("charts/catalogue"), &root.join("charts/catalogue"));
-    copy_dir(&repo.join("charts/_common"), &root.join("charts/_common"));
+    support::copy_dir(&repo.join("charts/catalogue"), &root.join("charts/catalogue"));
+    support::copy_dir(&repo.join("charts/_common"), &root.join("charts/_common"));
     write(root, "charts/catalogue/templates/dump.yaml", DUMP);
     for file in ["values.yaml", "values-dev.yaml", "values-staging.yaml", "values-prod.yaml"] {
         write(
@@ -438,7 +424,7 @@ fn scratch_repo(paths: &[&str]) -> tempfile::TempDir {
     let repo = support::repo_root();
     let dir = tempfile::tempdir().unwrap();
     for path in paths {
-        copy_dir(&repo.join(path), &dir.path().join(path));
+        support::copy_dir(&repo.join(path), &dir.path().join(path));
     }
     write(dir.path(), ".gitignore", "/target\n");
     git(dir.path(), &["init", "-q", "-b", "main"]);
@@ -570,8 +556,8 @@ fn diff_never_prints_a_secret_value() {
         vec![before.to_string(), after.to_string(), base64(before.as_bytes()), base64(after.as_bytes())];
     for secret in [before, after] {
         let chart = tempfile::tempdir().unwrap();
-        copy_dir(&root.join("charts/catalogue"), &chart.path().join("charts/catalogue"));
-        copy_dir(&root.join("charts/_common"), &chart.path().join("charts/_common"));
+        support::copy_dir(&root.join("charts/catalogue"), &chart.path().join("charts/catalogue"));
+        support::copy_dir(&root.join("charts/_common"), &chart.path().join("charts/_common"));
         let dir = chart.path().join("charts/catalogue");
         let helm = &toolset().helm;
         run_ok(Command::new(helm).arg("dependency").arg("build").arg(&dir));

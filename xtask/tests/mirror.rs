@@ -29,23 +29,6 @@ impl Drop for StopOnDrop<'_> {
 const STANDINS: [(&str, &str); 4] =
     [("mongodb", "17.0.2"), ("mysql", "14.0.5"), ("redis", "23.1.1"), ("rabbitmq", "16.0.16")];
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).unwrap_or_else(|err| panic!("list {}: {err}", from.display())) {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        if name == "charts" && from.join("Chart.yaml").is_file() || name == "Chart.lock" {
-            continue;
-        }
-        let kind = entry.file_type().expect("file type");
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
-        }
-    }
-}
-
 fn git(dir: &Path, args: &[&str]) {
     let output = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
     assert!(output.status.success(), "git {args:?}: {}", describe(&output));
@@ -88,8 +71,8 @@ fn mirror_serves_the_standins_to_package_the_real_umbrella_and_stops() {
     // The real umbrella, Bitnami dependencies and all, packages through the mirror.
     let repo = tempfile::tempdir().expect("temp dir");
     let root = support::repo_root();
-    copy_dir(&root.join("charts"), &repo.path().join("charts"));
-    copy_dir(&root.join("helm/robot-shop"), &repo.path().join("helm/robot-shop"));
+    support::copy_dir(&root.join("charts"), &repo.path().join("charts"));
+    support::copy_dir(&root.join("helm/robot-shop"), &repo.path().join("helm/robot-shop"));
     std::fs::write(repo.path().join(".gitignore"), "/target\n").expect("write");
     git(repo.path(), &["init", "--quiet", "--initial-branch", "main"]);
     git(repo.path(), &["config", "user.name", "Mirror Test"]);

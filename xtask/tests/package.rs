@@ -30,8 +30,8 @@ impl Repo {
     fn new() -> Repo {
         let repo = Repo { dir: tempfile::tempdir().expect("temp dir") };
         let source = support::repo_root();
-        copy_dir(&source.join("charts"), &repo.path().join("charts"));
-        copy_dir(&source.join("helm/robot-shop"), &repo.path().join("helm/robot-shop"));
+        support::copy_dir(&source.join("charts"), &repo.path().join("charts"));
+        support::copy_dir(&source.join("helm/robot-shop"), &repo.path().join("helm/robot-shop"));
         let umbrella = repo.path().join("helm/robot-shop/Chart.yaml");
         let text = std::fs::read_to_string(&umbrella).expect("umbrella Chart.yaml");
         std::fs::write(&umbrella, without_bitnami(&text)).expect("write umbrella");
@@ -116,24 +116,6 @@ impl Repo {
         }
         files.insert("helm/robot-shop/Chart.yaml".into(), self.read("helm/robot-shop/Chart.yaml"));
         files
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).unwrap_or_else(|err| panic!("list {}: {err}", from.display())) {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        // Build output Helm may have left in a developer's checkout.
-        if name == "charts" && from.join("Chart.yaml").is_file() || name == "Chart.lock" {
-            continue;
-        }
-        let kind = entry.file_type().expect("file type");
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
-        }
     }
 }
 

@@ -27,7 +27,7 @@ impl Copy {
         for part in PARTS {
             let from = repo_root().join(part);
             if from.is_dir() {
-                copy_dir(&from, &copy.path().join(part));
+                support::copy_dir(&from, &copy.path().join(part));
             } else if from.is_file() {
                 std::fs::copy(&from, copy.path().join(part)).expect("copy file");
             }
@@ -99,24 +99,6 @@ impl Copy {
             }
         }
         files
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).unwrap_or_else(|err| panic!("list {}: {err}", from.display())) {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        // Build output Helm may have left in a developer's checkout.
-        if name == "charts" && from.join("Chart.yaml").is_file() || name == "Chart.lock" {
-            continue;
-        }
-        let kind = entry.file_type().expect("file type");
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
-        }
     }
 }
 

@@ -317,3 +317,23 @@ pub fn synthetic_repo(dir: &Path, services: usize) -> PathBuf {
     run_ok(xtask().args(["bench", "--generate"]).arg(&root).args(["--charts", &services.to_string()]));
     root
 }
+
+/// Copies a folder of the repository into a test's temporary checkout,
+/// leaving out build output Helm may have left in a developer's checkout
+/// (a chart's vendored `charts/` and `Chart.lock`).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).unwrap_or_else(|err| panic!("list {}: {err}", from.display())) {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == "charts" && from.join("Chart.yaml").is_file() || name == "Chart.lock" {
+            continue;
+        }
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
