@@ -182,7 +182,7 @@ impl<'a> Stager<'a> {
                 String::new()
             };
             anyhow::bail!(
-                "{}/Chart.yaml: cannot fetch dependency {name} {version} from {effective}{via}:\n{}\nhint: if this machine cannot reach that repository, pass --mirror {}=<reachable OCI registry or chart repository> (or set [mirrors] in xtask.toml)",
+                "{}/Chart.yaml: cannot fetch dependency {name} {version} from {effective}{via}:\n{}\nhint: if this machine cannot reach that repository, pass --mirror {}=<reachable OCI registry or chart repository> (or set [mirrors] in xtask.toml); `cargo xtask mirror start` serves the repository's stand-in charts on loopback and prints the flag",
                 chart.rel,
                 strip_registry_noise(&finished.combined()),
                 source.declared
