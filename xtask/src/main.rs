@@ -52,7 +52,7 @@ struct Cli {
     /// The repository checkout to work on (default: this one).
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// `human` for people (stderr), `json` for machines (stdout).
+    /// `human` for people (stderr), `json` for machines (stdout); `graph` prints `mermaid` or `dot`, `diff` also `markdown`.
     #[arg(long, global = true, value_enum, default_value = "human")]
     format: Format,
     #[command(subcommand)]
