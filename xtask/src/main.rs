@@ -47,7 +47,7 @@ use crate::context::{Context, Format};
 
 /// Lint, render, validate, version and publish a monorepo of Helm charts.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about, propagate_version = true)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, propagate_version = true)]
 struct Cli {
     /// The repository checkout to work on (default: this one).
     #[arg(long, global = true, value_name = "DIR")]
