@@ -262,6 +262,15 @@ fn parse_ct(stdout: &str) -> Verdicts {
             && words[0].split(':').count() == 2
             && words[0].split(':').all(|p| p.parse::<u32>().is_ok())
     };
+    // `charts/<name>/...` -> `charts/<name>`.
+    let chart_of = |file: &str| file.split('/').take(2).collect::<Vec<_>>().join("/");
+    // yamllint prints the file's path alone on a line before its problems.
+    let yamllint_file = |line: &str| {
+        let line = line.trim();
+        (line.starts_with("charts/") && (line.ends_with(".yaml") || line.ends_with(".yml")) && !line.contains(' '))
+            .then(|| line.to_string())
+    };
+    let mut yaml_owner: Option<String> = None;
     let mut sections: BTreeMap<String, Section> = BTreeMap::new();
     let mut current: Option<String> = None;
     let mut verdicts = Verdicts::default();
@@ -283,9 +292,22 @@ fn parse_ct(stdout: &str) -> Verdicts {
             if let Some(section) = current.as_ref().and_then(|c| sections.get_mut(c)) {
                 section.schema_failed = true;
             }
+        } else if let Some(file) = yamllint_file(line) {
+            // yamllint's own header: the file its next problem lines are about.
+            yaml_owner = Some(chart_of(&file));
         } else if yamllint_problem(line) {
-            if let Some(section) = current.as_ref().and_then(|c| sections.get_mut(c)) {
-                section.yamllint_failed = true;
+            // ct copies yamllint's output from a pipe, so a line can arrive
+            // after ct has moved on to the next chart: credit it to the chart
+            // of the file it names, not to the section it landed in.
+            let owner = line
+                .split('\'')
+                .nth(1)
+                .filter(|_| line.starts_with("[Errno "))
+                .map(chart_of)
+                .or_else(|| yaml_owner.clone())
+                .or_else(|| current.clone());
+            if let Some(owner) = owner {
+                sections.entry(owner).or_default().yamllint_failed = true;
             }
         } else if let Some(rest) = line.trim_start().strip_prefix("✔︎ ").or_else(|| line.trim_start().strip_prefix("✖︎ "))
         {
@@ -297,7 +319,10 @@ fn parse_ct(stdout: &str) -> Verdicts {
                     "version-increment"
                 } else if section.schema_failed {
                     "chart-schema"
-                } else if section.yamllint_failed {
+                } else if section.yamllint_failed || (section.lint_runs == 0 && rest.ends_with("exit status 255")) {
+                    // 255 is yamllint's `sys.exit(-1)` for a file it cannot open (a
+                    // chart without values.yaml); its message reaches ct's output
+                    // only sometimes. A failing helm plugin (a command) exits 1.
                     "yamllint"
                 } else if rest.contains("maintainers") {
                     "maintainers"
@@ -398,6 +423,7 @@ fn run_ct(tools: &CtTools, root: &Path, helm_home: &Path, args: &[&str]) -> Stri
         .output()
         .expect("run ct");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         stdout.contains("All charts linted")
             || stdout.contains("failed processing charts")
@@ -405,7 +431,10 @@ fn run_ct(tools: &CtTools, root: &Path, helm_home: &Path, args: &[&str]) -> Stri
         "ct did not get to its results (a dependency build failure stops it): {}",
         describe(&output)
     );
-    stdout
+    // What ct's tools print on stderr (yamllint's "[Errno 2] ... 'charts/x/values.yaml'"
+    // for a missing file) reaches ct's stdout or not depending on timing; put it
+    // first, where the parser credits each such line to the chart of the file it names.
+    format!("{stderr}\n{stdout}")
 }
 
 /// Copies a folder tree (the fixture, for ct, whose dependency builds
