@@ -28,6 +28,12 @@ struct Resource {
     msg: String,
 }
 
+/// `-schema-location L` for every location of the toolset, Kubernetes
+/// built-ins first, then CRDs.
+pub fn schema_location_args(tools: &Toolset) -> Vec<String> {
+    tools.schemas.locations.iter().flat_map(|l| ["-schema-location".to_string(), l.clone()]).collect()
+}
+
 /// Problems found in one file; empty when every resource is valid.
 pub type Problems = Vec<String>;
 
@@ -41,11 +47,7 @@ pub fn validate(
 ) -> Result<(Finished, BTreeMap<PathBuf, Problems>)> {
     let sh = xshell::Shell::new()?;
     let kc = &tools.kubeconform.path;
-    let mut locations = Vec::new();
-    for location in &tools.schemas.locations {
-        locations.push("-schema-location".to_string());
-        locations.push(location.clone());
-    }
+    let locations = crate::kubeconform::schema_location_args(tools);
     let finished = process::run(
         xshell::cmd!(sh, "{kc} -strict -output json -kubernetes-version {kube_version} {locations...} {files...}")
             .env("GOGC", crate::helm::go_gc()),

@@ -193,6 +193,6 @@ pub fn check(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
     if problems.is_empty() {
         problems.extend(crate::consistency::check(ctx, repo, &matrix, &file));
     }
-    let status = if problems.is_empty() { Status::Ok } else { Status::Failed };
+    let status = Status::from_ok(problems.is_empty());
     vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }]
 }

@@ -7,7 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
@@ -364,16 +364,15 @@ fn lint_leaves_git_status_clean_and_a_second_run_is_cached() {
 #[test]
 fn unknown_chart_and_bad_kube_version_are_usage_errors() {
     let fixture = Fixture::new();
-    let (output, _) = run_plain(&fixture, &["lint", "--chart", "nope"]);
+    let output = run_plain(&fixture, &["lint", "--chart", "nope"]);
     assert_eq!(exit_code(&output), 2, "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--chart nope: no such chart"));
-    let (output, _) = run_plain(&fixture, &["lint", "--kube-version", "1.37"]);
+    let output = run_plain(&fixture, &["lint", "--kube-version", "1.37"]);
     assert_eq!(exit_code(&output), 2, "{}", describe(&output));
 }
 
-fn run_plain(fixture: &Fixture, args: &[&str]) -> (Output, PathBuf) {
-    let output = xtask().arg("--root").arg(fixture.root()).args(args).output().expect("run xtask");
-    (output, fixture.root().to_path_buf())
+fn run_plain(fixture: &Fixture, args: &[&str]) -> Output {
+    xtask().arg("--root").arg(fixture.root()).args(args).output().expect("run xtask")
 }
 
 /// Processes whose command line mentions `needle` (other than ourselves).

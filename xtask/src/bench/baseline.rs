@@ -133,11 +133,7 @@ pub fn floor(ctx: &Context, tools: &Toolset, kube_versions: &[String]) -> Result
 fn validate(tools: &Toolset, kube: &str, manifests: &str) -> Result<bool> {
     let sh = xshell::Shell::new()?;
     let kc = &tools.kubeconform.path;
-    let mut locations = Vec::new();
-    for location in &tools.schemas.locations {
-        locations.push("-schema-location".to_string());
-        locations.push(location.clone());
-    }
+    let locations = crate::kubeconform::schema_location_args(tools);
     let finished = process::run(
         xshell::cmd!(sh, "{kc} -strict -summary -kubernetes-version {kube} {locations...} -")
             .env("GOGC", crate::helm::go_gc()),

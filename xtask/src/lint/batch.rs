@@ -111,7 +111,7 @@ impl Checker<'_> {
                     problems.push(format!("{err:#}"));
                 }
             }
-            let status = if problems.is_empty() { Status::Ok } else { Status::Failed };
+            let status = Status::from_ok(problems.is_empty());
             steps.get_mut(&index).expect("chart of this batch").push(StepResult::new(
                 "values",
                 None,
@@ -266,7 +266,7 @@ impl Checker<'_> {
                 for (&index, path) in group.iter().zip(&paths) {
                     match verdicts.get(path) {
                         Some(verdict) => {
-                            let status = if verdict.ok { Status::Ok } else { Status::Failed };
+                            let status = Status::from_ok(verdict.ok);
                             push(
                                 steps,
                                 index,
@@ -579,7 +579,7 @@ impl Checker<'_> {
                 Ok((finished, problems)) => {
                     for r in chunk {
                         let found = problems.get(&r.file).cloned().unwrap_or_default();
-                        let status = if found.is_empty() { Status::Ok } else { Status::Failed };
+                        let status = Status::from_ok(found.is_empty());
                         let message = found.join("\n");
                         push(
                             &mut steps,

@@ -204,7 +204,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         }
     }
 
-    let progress = Progress::new(order.len() + selected_broken.len(), false);
+    let progress = Progress::new(order.len() + selected_broken.len());
     let mut results: BTreeMap<usize, ChartResult> = BTreeMap::new();
     let elapsed_ms = |epoch: Instant| epoch.elapsed().as_millis() as u64;
     let mut to_check = BTreeSet::new();
@@ -471,7 +471,6 @@ fn cache_key(
             key.add("archive", crate::fsutil::sha256_hex(&std::fs::read(&archive)?).as_bytes());
         }
     }
-    let _ = ctx;
     let mut env_names: Vec<&String> = envs.iter().collect();
     env_names.sort();
     for env in env_names {

@@ -19,6 +19,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// `Ok` when a check passed, `Failed` when it did not.
+    pub fn from_ok(ok: bool) -> Status {
+        if ok {
+            Status::Ok
+        } else {
+            Status::Failed
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
@@ -117,13 +126,12 @@ pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total: usize,
     done: Mutex<usize>,
-    quiet: bool,
 }
 
 impl Progress {
-    pub fn new(total: usize, quiet: bool) -> Progress {
+    pub fn new(total: usize) -> Progress {
         let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-        let bar = (interactive && !quiet).then(|| {
+        let bar = interactive.then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             let style = indicatif::ProgressStyle::with_template("{spinner} [{pos:>3}/{len:3}] {wide_msg} {elapsed}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
@@ -131,7 +139,7 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Progress { bar, total, done: Mutex::new(0), quiet }
+        Progress { bar, total, done: Mutex::new(0) }
     }
 
     /// Says which charts a batch is working on.
@@ -177,12 +185,11 @@ impl Progress {
                     bar.println(format!("{} failed", chart.name));
                 }
             }
-            None if !self.quiet => {
+            None => {
                 for line in lines {
                     eprintln!("{line}");
                 }
             }
-            None => {}
         }
     }
 

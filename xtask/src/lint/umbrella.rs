@@ -455,7 +455,7 @@ pub fn check(
             ));
             let problems: Vec<String> =
                 parts.iter().flat_map(|p| p.problems.get(kube).cloned().unwrap_or_default()).collect();
-            let status = if problems.is_empty() { Status::Ok } else { Status::Failed };
+            let status = Status::from_ok(problems.is_empty());
             steps.entry(plan.index).or_default().push(StepResult::new(
                 "validate",
                 Some(&env.name),
