@@ -77,7 +77,7 @@ impl Workload {
     }
 }
 
-/// The value contract limits `name` to 50 characters (`^[a-z]([-a-z0-9]{0,48}[a-z0-9])?$` in the
+/// The value contract limits `name` to 50 characters (`maxLength` next to its pattern in the
 /// service charts' values.schema.json), so that names with suffixes
 /// (`-headless`, `wait-for-`) stay within Kubernetes' 63.
 const MAX_NAME: usize = 50;

@@ -13,7 +13,10 @@ the chart name. It is not prefixed with the release name, so renders do not depe
 */}}
 {{- define "common.meta.name" -}}
 {{- $name := .Values.name | default .Chart.Name | toString -}}
-{{- if not (regexMatch "^[a-z]([-a-z0-9]{0,48}[a-z0-9])?$" $name) -}}
+{{- /* The length is checked apart from the pattern: sprig compiles the pattern on every call
+(dozens per object), and Go expands a counted repetition such as {0,48} into 48 nested copies,
+which made this check a twentieth of a whole render. */ -}}
+{{- if or (gt (len $name) 50) (not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $name)) -}}
 {{- fail (printf "name %q is not valid: use 1 to 50 lower-case letters, digits or '-', starting with a letter (it becomes a Service name and a DNS label)" $name) -}}
 {{- end -}}
 {{- $name -}}
