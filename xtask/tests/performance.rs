@@ -196,6 +196,12 @@ fn batched_and_per_chart_runs_agree_when_charts_are_broken() {
     // A template that does not parse, and values that break the schema.
     write(&root.join("charts/svc-0003/templates/broken.yaml"), "{{ if .Values.name }}\nkind: ConfigMap\n");
     append(&root.join("charts/svc-0006/values.yaml"), "replicaCount: many\n");
+    // An environment value that only the umbrella's prod render sees.
+    replace(
+        &root.join("helm/shop/values-prod.yaml"),
+        "svc-0010:\n  replicaCount: 2\n",
+        "svc-0010:\n  replicaCount: many\n",
+    );
     let (batched_work, single_work) = (dir.path().join("batched"), dir.path().join("single"));
     let batched = Run::lint(&root, &batched_work, &["--no-cache"]);
     let single = Run::lint(&root, &single_work, &["--no-cache", "--no-batch"]);
@@ -206,6 +212,48 @@ fn batched_and_per_chart_runs_agree_when_charts_are_broken() {
         assert_eq!(status, expected, "{chart}: {}", describe(&batched.output));
     }
     assert_same(&batched, &batched_work, &single, &single_work);
+}
+
+#[test]
+fn a_document_judged_once_fails_everywhere_it_appears() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = support::synthetic_repo(dir.path(), 6);
+    // A manifest kubeconform rejects (a number as ConfigMap data), rendered
+    // alike by the service alone and by both environments of the umbrella.
+    write(
+        &root.join("charts/svc-0002/templates/odd.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: odd\ndata:\n  count: 3\n",
+    );
+    let (batched_work, single_work) = (dir.path().join("batched"), dir.path().join("single"));
+    let batched = Run::lint(&root, &batched_work, &["--no-cache"]);
+    let single = Run::lint(&root, &single_work, &["--no-cache", "--no-batch"]);
+    assert_same(&batched, &batched_work, &single, &single_work);
+    let verdicts = batched.verdicts();
+    for (chart, env) in [("svc-0002", "default"), ("shop", "dev"), ("shop", "prod")] {
+        for kube in ["1.37.0", "1.36.0"] {
+            let id = (chart.to_string(), "validate".to_string(), env.to_string(), kube.to_string());
+            assert_eq!(verdicts.get(&id).map(String::as_str), Some("failed"), "{id:?}: {}", describe(&batched.output));
+        }
+    }
+    // The problem is told in the same words wherever the document appears.
+    let messages: BTreeSet<String> = batched
+        .charts()
+        .iter()
+        .flat_map(|c| c["steps"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["step"] == "validate" && s["status"] == "failed")
+        .map(|s| s["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages.iter().all(|m| m.contains("ConfigMap odd") && m.contains("count")), "{messages:?}");
+    // Each distinct document went to kubeconform once: far fewer than the
+    // documents of every render (the service's own, and two environments).
+    let judged = std::fs::read_dir(batched_work.join("validate")).expect("validate folder").count();
+    let rendered_docs: usize = rendered(&batched_work)
+        .iter()
+        .filter(|(file, _)| file.starts_with("1.37.0/"))
+        .map(|(_, bytes)| String::from_utf8_lossy(bytes).matches("\n# Source: ").count())
+        .sum();
+    assert!(judged > 0 && judged * 2 < rendered_docs, "{judged} documents judged for {rendered_docs} rendered");
 }
 
 /// A helm that reports another version and does everything else with the

@@ -11,8 +11,9 @@
 //!   error is rendered alone (its verdict then is exactly the per-chart one)
 //!   and the rest is rendered again; an error that names no chart splits the
 //!   batch in halves until it does.
-//! - validate: one kubeconform process per Kubernetes version over every file
-//!   the batch rendered.
+//! - validate: one kubeconform process per Kubernetes version over every
+//!   document of the batch's renders not judged before in this run
+//!   ([`validate`]).
 //! - a chart tree that never reads `.Capabilities` (nor declares
 //!   `kubeVersion`) renders the same for every Kubernetes version: it is
 //!   rendered once and that output validated for each version ([`tree`]).
@@ -24,6 +25,7 @@
 //!
 //! [`tree`]: super::tree
 //! [`umbrella`]: super::umbrella
+//! [`validate`]: super::validate
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -63,6 +65,8 @@ pub struct Checker<'a> {
     pub read_cache: bool,
     /// Parallel workers of the run (an umbrella spreads its shards over them).
     pub jobs: usize,
+    /// Documents kubeconform has judged in this run (batched runs only).
+    pub validations: &'a super::validate::Validations,
 }
 
 /// A rendered file waiting for validation.
@@ -575,8 +579,14 @@ impl Checker<'_> {
             if self.batching { vec![files] } else { files.into_iter().map(|f| vec![f]).collect() };
         for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
             let paths: Vec<PathBuf> = chunk.iter().map(|r| r.file.clone()).collect();
-            match kubeconform::validate(self.tools, kube, &paths) {
-                Ok((finished, problems)) => {
+            let validated = if self.batching {
+                self.validations.validate(self.tools, kube, &paths)
+            } else {
+                kubeconform::validate(self.tools, kube, &paths)
+                    .map(|(finished, problems)| (finished.duration, problems))
+            };
+            match validated {
+                Ok((duration, problems)) => {
                     for r in chunk {
                         let found = problems.get(&r.file).cloned().unwrap_or_default();
                         let status = Status::from_ok(found.is_empty());
@@ -584,7 +594,7 @@ impl Checker<'_> {
                         push(
                             &mut steps,
                             r.chart,
-                            StepResult::new("validate", Some(&r.env), Some(kube), status, finished.duration, message),
+                            StepResult::new("validate", Some(&r.env), Some(kube), status, duration, message),
                         );
                     }
                 }

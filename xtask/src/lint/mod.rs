@@ -16,6 +16,7 @@ pub mod report;
 pub mod scheduler;
 pub mod tree;
 pub mod umbrella;
+pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -245,6 +246,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     }
 
     let libraries = to_check.iter().map(|&i| (i, batch::libraries_of(&repo, &graph, i))).collect();
+    let validations = validate::Validations::new(&ctx.work_dir)?;
     let checker = batch::Checker {
         ctx,
         repo: &repo,
@@ -258,6 +260,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         keys: &keys,
         read_cache: !args.no_cache,
         jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        validations: &validations,
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let ct_steps =
