@@ -1,5 +1,5 @@
 //! File-system helpers that keep the repository and the caches consistent:
-//! atomic writes, folder swaps, and content hashing.
+//! atomic writes, links and mirrors, locks, and content hashing.
 
 use std::path::Path;
 
@@ -36,14 +36,80 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Creates a symlink, replacing whatever was at `link`.
 pub fn symlink_force(target: &Path, link: &Path) -> Result<()> {
     if link.symlink_metadata().is_ok() {
-        if link.is_dir() && !link.symlink_metadata()?.file_type().is_symlink() {
-            std::fs::remove_dir_all(link)?;
-        } else {
-            std::fs::remove_file(link)?;
-        }
+        remove_any(link)?;
     }
     std::os::unix::fs::symlink(target, link)
         .with_context(|| format!("cannot link {} -> {}", link.display(), target.display()))
+}
+
+/// Makes `to` show what `from` holds without copying a byte: a folder
+/// becomes a real folder whose files are hard links to the originals, so an
+/// edit in place shows through. Helm reads such a tree as plain files: every
+/// symlink it meets costs it a full `EvalSymlinks` and a log line, which in
+/// a tree of links was a tenth of all the CPU time of `cargo xtask lint`.
+/// Symlinks in `from` become links to their place in `from`, and a file
+/// that cannot be hard-linked (another file system, or not owned by us)
+/// becomes a symlink. Whatever was at `to` is replaced.
+pub fn mirror(from: &Path, to: &Path) -> Result<()> {
+    if to.symlink_metadata().is_ok() {
+        remove_any(to)?;
+    }
+    mirror_into(from, to)
+}
+
+fn mirror_into(from: &Path, to: &Path) -> Result<()> {
+    let kind = from.symlink_metadata().with_context(|| format!("cannot read {}", from.display()))?.file_type();
+    if kind.is_dir() {
+        std::fs::create_dir(to).with_context(|| format!("cannot create {}", to.display()))?;
+        for entry in std::fs::read_dir(from).with_context(|| format!("cannot list {}", from.display()))? {
+            let entry = entry?;
+            mirror_into(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else if kind.is_file() && std::fs::hard_link(from, to).is_ok() {
+        Ok(())
+    } else {
+        std::os::unix::fs::symlink(from, to)
+            .with_context(|| format!("cannot link {} -> {}", to.display(), from.display()))
+    }
+}
+
+/// True when `to` is exactly what [`mirror`] makes of `from` now: the same
+/// names everywhere, every file the same file (or a link to it). A file
+/// replaced in `from` (an editor saving through a new file) is a new file,
+/// so the mirror is stale.
+pub fn is_mirror(from: &Path, to: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(source), Ok(copy)) = (from.symlink_metadata(), to.symlink_metadata()) else {
+        return false;
+    };
+    let linked_back = || copy.file_type().is_symlink() && std::fs::read_link(to).is_ok_and(|t| t == from);
+    if source.file_type().is_symlink() {
+        return linked_back();
+    }
+    if source.is_dir() {
+        if !copy.is_dir() {
+            return false;
+        }
+        let names = |dir: &Path| -> Option<Vec<std::ffi::OsString>> {
+            let mut names: Vec<_> =
+                std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+            names.sort();
+            Some(names)
+        };
+        return match (names(from), names(to)) {
+            (Some(a), Some(b)) => a == b && a.iter().all(|name| is_mirror(&from.join(name), &to.join(name))),
+            _ => false,
+        };
+    }
+    (copy.is_file() && copy.dev() == source.dev() && copy.ino() == source.ino()) || linked_back()
+}
+
+/// Removes a file, a link or a whole folder.
+fn remove_any(path: &Path) -> Result<()> {
+    let is_dir = path.symlink_metadata().is_ok_and(|m| m.is_dir());
+    if is_dir { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
+        .with_context(|| format!("cannot remove {}", path.display()))
 }
 
 /// Creates `dir` with a `.gitignore` that ignores everything in it, so build
@@ -90,4 +156,41 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File> {
         }
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_follows_edits_in_place_and_notices_replaced_or_new_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (from, to) = (dir.path().join("chart"), dir.path().join("stage").join("chart"));
+        std::fs::create_dir_all(from.join("templates")).expect("mkdir");
+        std::fs::write(from.join("Chart.yaml"), "name: a\n").expect("write");
+        std::fs::write(from.join("templates").join("cm.yaml"), "kind: ConfigMap\n").expect("write");
+        std::os::unix::fs::symlink("Chart.yaml", from.join("alias.yaml")).expect("symlink");
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        mirror(&from, &to).expect("mirror");
+        assert!(is_mirror(&from, &to));
+        // Folders are real folders, files the same files, links lead back.
+        assert!(!to.join("templates").symlink_metadata().expect("stat").file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(to.join("alias.yaml")).expect("read"), "name: a\n");
+
+        // An edit in place shows through and keeps the mirror current.
+        std::fs::write(from.join("Chart.yaml"), "name: b\n").expect("write");
+        assert_eq!(std::fs::read_to_string(to.join("Chart.yaml")).expect("read"), "name: b\n");
+        assert!(is_mirror(&from, &to));
+
+        // A file saved through a new file is another file: the mirror is stale.
+        write_atomic(&from.join("templates").join("cm.yaml"), b"kind: Secret\n").expect("replace");
+        assert!(!is_mirror(&from, &to));
+        mirror(&from, &to).expect("mirror again");
+        assert!(is_mirror(&from, &to));
+        assert_eq!(std::fs::read_to_string(to.join("templates").join("cm.yaml")).expect("read"), "kind: Secret\n");
+
+        // A new file makes it stale too.
+        std::fs::write(from.join("templates").join("svc.yaml"), "kind: Service\n").expect("write");
+        assert!(!is_mirror(&from, &to));
+    }
 }

@@ -70,6 +70,17 @@ pub fn lint(
     values_files: &[PathBuf],
     kube_version: &str,
 ) -> Result<(Finished, BTreeMap<PathBuf, LintVerdict>)> {
+    lint_with(helm, paths, values_files, kube_version, &[])
+}
+
+/// [`lint`] with more flags for helm (e.g. `--skip-schema-validation`).
+pub fn lint_with(
+    helm: &Tool,
+    paths: &[PathBuf],
+    values_files: &[PathBuf],
+    kube_version: &str,
+    flags: &[&str],
+) -> Result<(Finished, BTreeMap<PathBuf, LintVerdict>)> {
     let sh = xshell::Shell::new()?;
     let helm_path = &helm.path;
     let mut values = Vec::new();
@@ -79,8 +90,11 @@ pub fn lint(
     }
     let strict = lint_strict().then_some("--strict");
     let finished = process::run(
-        xshell::cmd!(sh, "{helm_path} lint {strict...} --kube-version {kube_version} {values...} {paths...}")
-            .env("GOGC", go_gc()),
+        xshell::cmd!(
+            sh,
+            "{helm_path} lint {strict...} {flags...} --kube-version {kube_version} {values...} {paths...}"
+        )
+        .env("GOGC", go_gc()),
         None,
     )?;
     Ok((finished.clone(), parse_lint(&finished.stdout, &finished.stderr, paths)))

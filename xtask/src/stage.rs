@@ -4,11 +4,12 @@
 //! `helm dependency build` writes `charts/*.tgz` and rewrites `Chart.lock`
 //! (with a fresh timestamp) inside the chart folder, which dirties `git status`,
 //! and it costs one helm process per chart. Staging does the same resolution
-//! with symlinks: `<work>/stage/<chart>/` holds a link to every top-level
-//! entry of the chart's source folder except `charts/`, and its own `charts/`
-//! links to the staged folders of its `file://` dependencies and to the cached
-//! archives of its remote ones. Helm follows the links and sees exactly the
-//! tree `helm dependency build` would have made. Remote archives are pulled
+//! with links: `<work>/stage/<chart>/` mirrors every entry of the chart's
+//! source folder except `charts/` (real folders, files hard-linked: see
+//! [`fsutil::mirror`] for why not symlinks), and its own `charts/` links to the
+//! staged folders of its `file://` dependencies and to the cached archives of
+//! its remote ones. Helm sees exactly the tree `helm dependency build` would
+//! have made. Remote archives are pulled
 //! once into the per-user cache, keyed by where they came from and their
 //! version, and at most once per run for version ranges.
 
@@ -75,19 +76,22 @@ impl<'a> Stager<'a> {
     /// first (the scheduler runs charts in topological order).
     pub fn stage(&self, repo: &Repo, chart: &Chart) -> Result<PathBuf> {
         let staged = self.staged_dir(chart);
-        let mut wanted: Vec<(PathBuf, PathBuf)> = Vec::new();
+        // The chart's own entries, mirrored; `charts/` is rebuilt below, and
+        // Chart.lock is only read by `helm dependency build`, which staging
+        // replaces.
+        let mut own: Vec<(PathBuf, PathBuf)> = Vec::new();
         for entry in
             std::fs::read_dir(&chart.dir).with_context(|| format!("{}: cannot list the chart folder", chart.rel))?
         {
             let entry = entry?;
             let name = entry.file_name();
-            // `charts/` is rebuilt below; Chart.lock is only read by `helm
-            // dependency build`, which staging replaces.
             if name == "charts" || name == "Chart.lock" || name == "tmpcharts" {
                 continue;
             }
-            wanted.push((PathBuf::from(&name), entry.path()));
+            own.push((PathBuf::from(&name), entry.path()));
         }
+        // Dependencies, linked: `charts/<name>` -> a staged folder or an archive.
+        let mut wanted: Vec<(PathBuf, PathBuf)> = Vec::new();
 
         let vendored = chart.dir.join("charts");
         for dep in &chart.meta.dependencies {
@@ -116,9 +120,9 @@ impl<'a> Stager<'a> {
             }
         }
 
-        // A warm run finds the staged tree as it left it: re-creating ~1,400
-        // links for 200 charts cost more than the rest of a cached run.
-        if is_staged_as(&staged, &wanted) {
+        // A warm run finds the staged tree as it left it: re-creating it for
+        // 200 charts cost more than the rest of a cached run.
+        if is_staged_as(&staged, &own, &wanted) {
             return Ok(staged);
         }
         if staged.symlink_metadata().is_ok() {
@@ -126,7 +130,9 @@ impl<'a> Stager<'a> {
         }
         let charts_dir = staged.join("charts");
         std::fs::create_dir_all(&charts_dir).with_context(|| format!("cannot create {}", charts_dir.display()))?;
-
+        for (name, source) in &own {
+            fsutil::mirror(source, &staged.join(name))?;
+        }
         for (link, target) in &wanted {
             fsutil::symlink_force(target, &staged.join(link))?;
         }
@@ -207,9 +213,10 @@ impl<'a> Stager<'a> {
     }
 }
 
-/// True when `staged` holds exactly the links `wanted` (relative path ->
-/// target), in the top folder and in `charts/`, and nothing else.
-fn is_staged_as(staged: &Path, wanted: &[(PathBuf, PathBuf)]) -> bool {
+/// True when `staged` holds exactly a mirror of each of the chart's own
+/// entries (`own`: name -> source) and `charts/` holds exactly the links
+/// `wanted` (relative path -> target), and nothing else.
+fn is_staged_as(staged: &Path, own: &[(PathBuf, PathBuf)], wanted: &[(PathBuf, PathBuf)]) -> bool {
     let list = |dir: &Path| -> Option<Vec<PathBuf>> {
         let mut names: Vec<PathBuf> =
             std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| PathBuf::from(e.file_name())).collect();
@@ -219,18 +226,15 @@ fn is_staged_as(staged: &Path, wanted: &[(PathBuf, PathBuf)]) -> bool {
     let (Some(top), Some(charts)) = (list(staged), list(&staged.join("charts"))) else {
         return false;
     };
-    let mut expected_top: Vec<PathBuf> = wanted
-        .iter()
-        .filter(|(link, _)| !link.starts_with("charts"))
-        .map(|(link, _)| link.clone())
-        .chain(std::iter::once(PathBuf::from("charts")))
-        .collect();
+    let mut expected_top: Vec<PathBuf> =
+        own.iter().map(|(name, _)| name.clone()).chain(std::iter::once(PathBuf::from("charts"))).collect();
     expected_top.sort();
     let mut expected_charts: Vec<PathBuf> =
         wanted.iter().filter_map(|(link, _)| link.strip_prefix("charts").ok().map(Path::to_path_buf)).collect();
     expected_charts.sort();
     top == expected_top
         && charts == expected_charts
+        && own.iter().all(|(name, source)| fsutil::is_mirror(source, &staged.join(name)))
         && wanted.iter().all(|(link, target)| std::fs::read_link(staged.join(link)).is_ok_and(|t| &t == target))
 }
 

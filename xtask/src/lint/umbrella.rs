@@ -12,10 +12,10 @@
 //!   its partial templates) with only some of its subcharts, in parallel;
 //!   each subchart's documents and verdicts are a *piece*, cached under the
 //!   umbrella's own files, the environment and that subchart's key;
-//! - the own part: the umbrella's own templates, rendered without subcharts
-//!   when they read nothing of them, else with every subchart as a stub
-//!   (its Chart.yaml, values and partials, no manifests), so that `.Values`
-//!   is exactly what the full render sees;
+//! - the own part: the umbrella's own templates, rendered within the first
+//!   member shard when they read nothing of the subcharts, else alone with
+//!   every subchart as a stub (its Chart.yaml, values and partials, no
+//!   manifests), so that `.Values` is exactly what the full render sees;
 //! - the environment's output is the pieces' documents in helm's own order
 //!   (kind order, then file path), byte for byte what `helm template` prints.
 //!
@@ -53,7 +53,7 @@ const PIECE_FORMAT: &str = "umbrella piece v1";
 /// and both cores get work. Measured per subchart of the synthetic services
 /// (lint and template of one shard): 10 -> 26 ms, 20 -> 20 ms, 40 -> 21 ms,
 /// 80 -> 22 ms, the whole 200 -> 35 ms.
-const SHARD_SIZE: usize = 20;
+const SHARD_SIZE: usize = 25;
 
 /// A manifest added to every shard's own templates for the render only: its
 /// unknown kind sorts after every other, so it is the record whose end helm
@@ -123,10 +123,13 @@ struct Outcome {
     duration: Duration,
 }
 
-#[derive(Debug, Clone)]
-enum Part {
-    Own,
-    Members(Vec<usize>),
+/// What one shard renders: the umbrella's own templates, some members, or
+/// both (own templates that read nothing of the subcharts ride along with
+/// the first member shard of their environment: two processes fewer each).
+#[derive(Debug, Clone, Default)]
+struct Part {
+    own: bool,
+    members: Vec<usize>,
 }
 
 impl Plan {
@@ -278,13 +281,16 @@ pub fn check(
     let mut pieces: BTreeMap<(String, Option<String>), Piece> = BTreeMap::new();
     let mut tasks: Vec<(String, Part)> = Vec::new();
     for env in &envs {
-        if let Some(piece) =
-            read_cache.then(|| checker.cache.get::<Piece>(&plan.own_key(&env.name), &label(&env.name, "-"))).flatten()
+        let own_missing = match read_cache
+            .then(|| checker.cache.get::<Piece>(&plan.own_key(&env.name), &label(&env.name, "-")))
+            .flatten()
         {
-            pieces.insert((env.name.clone(), None), piece);
-        } else {
-            tasks.push((env.name.clone(), Part::Own));
-        }
+            Some(piece) => {
+                pieces.insert((env.name.clone(), None), piece);
+                false
+            }
+            None => true,
+        };
         let mut missing = Vec::new();
         for (i, member) in plan.members.iter().enumerate() {
             let key = plan.member_key(&env.name, member);
@@ -296,12 +302,18 @@ pub fn check(
             }
         }
         let shards = missing.len().div_ceil(SHARD_SIZE).max(checker.jobs.min(missing.len()));
+        let mut parts: Vec<Part> = Vec::new();
         if shards > 0 {
             let size = missing.len().div_ceil(shards);
-            for chunk in missing.chunks(size) {
-                tasks.push((env.name.clone(), Part::Members(chunk.to_vec())));
+            parts.extend(missing.chunks(size).map(|chunk| Part { own: false, members: chunk.to_vec() }));
+        }
+        if own_missing {
+            match parts.first_mut() {
+                Some(first) if plan.own_reads_no_subchart => first.own = true,
+                _ => parts.push(Part { own: true, members: Vec::new() }),
             }
         }
+        tasks.extend(parts.into_iter().map(|part| (env.name.clone(), part)));
     }
 
     let outcomes: Vec<Outcome> = tasks
@@ -362,7 +374,7 @@ pub fn check(
                 return (kube.clone(), Ok(BTreeMap::new()));
             }
             let result =
-                crate::kubeconform::validate(checker.tools, kube, &paths).map(|(_, p)| p).map_err(|e| format!("{e:#}"));
+                checker.validations.validate(checker.tools, kube, &paths).map(|(_, p)| p).map_err(|e| format!("{e:#}"));
             (kube.clone(), result)
         })
         .collect();
@@ -485,7 +497,17 @@ fn run_shard(
         build_shard(checker, plan, &dir, part)?;
         let values: Vec<PathBuf> = env.values_files.iter().map(|f| checker.ctx.root.join(f)).collect();
         let kube = checker.kube_versions.first().map(String::as_str).unwrap_or("1.37.0");
-        let (finished, verdicts) = crate::helm::lint(&checker.tools.helm, std::slice::from_ref(&dir), &values, kube)?;
+        // A member shard's lint leaves the subcharts' schemas to the render
+        // below: both validate the same coalesced values against the same
+        // schemas (helm's ToRenderValuesWithSchemaValidation), and the
+        // shard's only own schema check, values.yaml against an umbrella
+        // schema, has nothing to check ([`Plan::analyse`] declines umbrellas
+        // with one). A render that fails it sends the environment whole.
+        // Compiling each subchart's schema once instead of twice saves about
+        // a tenth of a shard's lint.
+        let flags: &[&str] = if part.members.is_empty() { &[] } else { &["--skip-schema-validation"] };
+        let (finished, verdicts) =
+            crate::helm::lint_with(&checker.tools.helm, std::slice::from_ref(&dir), &values, kube, flags)?;
         if !verdicts.get(&dir).is_some_and(|v| v.ok) {
             return Ok(Some(format!("shard lint failed: {}", crate::helm::clean(&finished.combined()))));
         }
@@ -508,27 +530,20 @@ fn run_shard(
                     .source
                     .strip_prefix(&charts_prefix)
                     .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
-                match (part, owner) {
-                    // The own part keeps the umbrella's documents only; its
-                    // stubs render nothing.
-                    (Part::Own, None) => by_part.entry(None).or_default().push(doc),
-                    (Part::Own, Some(_)) => {}
-                    (Part::Members(_), Some(owner)) => by_part.entry(Some(owner)).or_default().push(doc),
-                    (Part::Members(_), None) => {
-                        return Ok(Some(format!("unexpected document {} in a member shard", doc.source)))
-                    }
+                match owner {
+                    Some(owner) if !part.members.is_empty() => by_part.entry(Some(owner)).or_default().push(doc),
+                    // A shard of the own part alone has stubs, which render nothing.
+                    Some(_) => {}
+                    None if part.own => by_part.entry(None).or_default().push(doc),
+                    None => return Ok(Some(format!("unexpected document {} in a member shard", doc.source))),
                 }
             }
-            // Every member gets a (possibly empty) document list.
-            match part {
-                Part::Own => {
-                    by_part.entry(None).or_default();
-                }
-                Part::Members(members) => {
-                    for &i in members {
-                        by_part.entry(Some(plan.members[i].name.clone())).or_default();
-                    }
-                }
+            // Every part of the shard gets a (possibly empty) document list.
+            if part.own {
+                by_part.entry(None).or_default();
+            }
+            for &i in &part.members {
+                by_part.entry(Some(plan.members[i].name.clone())).or_default();
             }
             outcome.docs.insert(class.clone(), by_part);
         }
@@ -552,10 +567,10 @@ fn build_shard(checker: &Checker<'_>, plan: &Plan, dir: &Path, part: &Part) -> R
     }
     std::fs::create_dir_all(dir.join("charts")).with_context(|| format!("cannot create {}", dir.display()))?;
     let chart = &checker.repo.charts[plan.index];
-    let (members, stubs): (Vec<usize>, bool) = match part {
-        Part::Own if plan.own_reads_no_subchart => (Vec::new(), false),
-        Part::Own => ((0..plan.members.len()).collect(), true),
-        Part::Members(members) => (members.clone(), false),
+    let (members, stubs): (Vec<usize>, bool) = if !part.members.is_empty() || plan.own_reads_no_subchart {
+        (part.members.clone(), false)
+    } else {
+        ((0..plan.members.len()).collect(), true)
     };
     let keep: BTreeSet<&str> = members.iter().map(|&i| plan.members[i].name.as_str()).collect();
     let mut chart_yaml = plan.chart_yaml.clone();
@@ -569,9 +584,9 @@ fn build_shard(checker: &Checker<'_>, plan: &Plan, dir: &Path, part: &Part) -> R
         if ["Chart.yaml", "Chart.lock", "charts", "tmpcharts", "templates"].iter().any(|n| name == *n) {
             continue;
         }
-        fsutil::symlink_force(&entry.path(), &dir.join(&name))?;
+        fsutil::mirror(&entry.path(), &dir.join(&name))?;
     }
-    // A folder of links (not a link to the folder): the render adds its
+    // A folder of its own (not a link to the folder): the render adds its
     // sentinel here. Member shards keep only the umbrella's partials, the
     // named templates helm would load, none of its own manifests. Without
     // a templates/ of its own the shard has none either (lint warns about
@@ -581,8 +596,8 @@ fn build_shard(checker: &Checker<'_>, plan: &Plan, dir: &Path, part: &Part) -> R
         std::fs::create_dir_all(dir.join("templates"))?;
         for entry in std::fs::read_dir(&templates)? {
             let entry = entry?;
-            if matches!(part, Part::Own) || entry.file_name().to_string_lossy().starts_with('_') {
-                fsutil::symlink_force(&entry.path(), &dir.join("templates").join(entry.file_name()))?;
+            if part.own || entry.file_name().to_string_lossy().starts_with('_') {
+                fsutil::mirror(&entry.path(), &dir.join("templates").join(entry.file_name()))?;
             }
         }
     }
@@ -605,13 +620,13 @@ fn stub(chart: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to.join("templates"))?;
     for file in ["Chart.yaml", "values.yaml"] {
         if chart.join(file).is_file() {
-            fsutil::symlink_force(&chart.join(file), &to.join(file))?;
+            fsutil::mirror(&chart.join(file), &to.join(file))?;
         }
     }
     if let Ok(entries) = std::fs::read_dir(chart.join("templates")) {
         for entry in entries.filter_map(|e| e.ok()) {
             if entry.file_name().to_string_lossy().starts_with('_') {
-                fsutil::symlink_force(&entry.path(), &to.join("templates").join(entry.file_name()))?;
+                fsutil::mirror(&entry.path(), &to.join("templates").join(entry.file_name()))?;
             }
         }
     }
