@@ -354,7 +354,11 @@ pub fn check(
     for ((env, part), piece) in &fresh {
         for (class, docs) in &piece.docs {
             let file = piece_dir.join(env).join(class).join(format!("{}.yaml", part.as_deref().unwrap_or("-own")));
-            let text: String = docs.iter().map(|d| format!("---\n{}", d.text)).collect();
+            // Each document as kubeconform reads it inside helm's whole
+            // output (a trailing separator cuts the last one where the next
+            // record would): the same text as in the service's own render,
+            // so the run judges it once.
+            let text: String = docs.iter().map(|d| format!("---\n{}", d.text)).chain(["---\n".to_string()]).collect();
             if let Err(err) = fsutil::write_atomic(&file, text.as_bytes()) {
                 whole.entry(env.clone()).or_default().push(format!("{err:#}"));
             }
