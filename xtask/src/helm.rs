@@ -151,6 +151,19 @@ pub fn template(
     set: &[String],
     kube_version: &str,
 ) -> Result<Finished> {
+    template_with(helm, release, chart_dir, values_files, set, kube_version, &[])
+}
+
+/// [`template`] with more flags for helm (e.g. `--skip-schema-validation`).
+pub fn template_with(
+    helm: &Tool,
+    release: &str,
+    chart_dir: &Path,
+    values_files: &[PathBuf],
+    set: &[String],
+    kube_version: &str,
+    flags: &[&str],
+) -> Result<Finished> {
     let sh = xshell::Shell::new()?;
     let helm_path = &helm.path;
     let mut extra = Vec::new();
@@ -163,8 +176,11 @@ pub fn template(
         extra.push(s.clone());
     }
     process::run(
-        xshell::cmd!(sh, "{helm_path} template {release} {chart_dir} --kube-version {kube_version} {extra...}")
-            .env("GOGC", go_gc()),
+        xshell::cmd!(
+            sh,
+            "{helm_path} template {release} {chart_dir} --kube-version {kube_version} {flags...} {extra...}"
+        )
+        .env("GOGC", go_gc()),
         None,
     )
 }

@@ -154,11 +154,26 @@ impl Checker<'_> {
         };
         let render = || {
             let mut found = BTreeMap::new();
-            let rendered = self.render(batch_id, &whole, &mut found);
+            let rendered = self.render(batch_id, &whole, &mut found, self.batching);
             (found, rendered)
         };
-        let (linted, (render_steps, mut rendered)) =
+        let (linted, (mut render_steps, mut rendered)) =
             if self.batching { rayon::join(lint, render) } else { (lint(), render()) };
+        // A batched render leaves the charts' schemas to their lint (see
+        // [`Checker::render`]); a chart whose lint did not validate its
+        // values is rendered again with the schema, for its own verdict.
+        let unproven: Vec<usize> = whole
+            .iter()
+            .copied()
+            .filter(|&i| self.batching && self.renders_with_defaults(i) && !self.lint_validated_schema(i, &linted))
+            .collect();
+        if !unproven.is_empty() {
+            for index in &unproven {
+                render_steps.remove(index);
+            }
+            rendered.retain(|r| !unproven.contains(&r.chart));
+            rendered.extend(self.render(batch_id, &unproven, &mut render_steps, false));
+        }
         merge(&mut steps, linted);
         merge(&mut steps, render_steps);
         for plan in &plans {
@@ -321,9 +336,47 @@ impl Checker<'_> {
         }
     }
 
+    /// Whether the chart is rendered with its default values (and so, in a
+    /// batch, through a parent chart).
+    fn renders_with_defaults(&self, index: usize) -> bool {
+        let chart = &self.repo.charts[index];
+        chart.kind != ChartKind::Library && self.environments(chart).iter().any(|e| e.values_files.is_empty())
+    }
+
+    /// True when `helm lint` passed the chart with its default values and got
+    /// as far as validating them against every schema of its tree (its
+    /// templates rule does that before rendering; it stops earlier only
+    /// without a templates/ folder). Rendering the chart with the same
+    /// values then validates the same values against the same schemas,
+    /// unless `import-values` somewhere in the tree adds values on render
+    /// that lint never sees.
+    fn lint_validated_schema(&self, index: usize, linted: &BTreeMap<usize, Vec<StepResult>>) -> bool {
+        let passed = linted.get(&index).is_some_and(|steps| {
+            steps.iter().any(|s| {
+                s.step == "lint" && s.env.as_deref() == Some(crate::model::DEFAULT_ENV) && s.status == Status::Ok
+            })
+        });
+        passed
+            && self.staged(index).join("templates").is_dir()
+            && super::tree::scan(&self.staged(index)).is_ok_and(|facts| !facts.imports_values && !facts.opaque)
+    }
+
     /// Renders every non-library chart of the batch for every Kubernetes
     /// version and environment; returns the files to validate.
-    fn render(&self, batch_id: usize, charts: &[usize], steps: &mut BTreeMap<usize, Vec<StepResult>>) -> Vec<Rendered> {
+    ///
+    /// With `skip_schema`, a render of many charts through a parent passes
+    /// `--skip-schema-validation`: compiling and applying every chart's
+    /// schema again repeats what lint of the same charts with the same
+    /// (default) values did, and a chart whose lint did not is rendered
+    /// again with it ([`Checker::check`]). Charts rendered alone or with
+    /// environment values files always validate.
+    fn render(
+        &self,
+        batch_id: usize,
+        charts: &[usize],
+        steps: &mut BTreeMap<usize, Vec<StepResult>>,
+        skip_schema: bool,
+    ) -> Vec<Rendered> {
         let mut rendered = Vec::new();
         let mut batchable = Vec::new();
         let mut per_env = Vec::new();
@@ -365,7 +418,7 @@ impl Checker<'_> {
                     .iter()
                     .copied()
                     .partition(|&i| reusable.contains_key(&(i, crate::model::DEFAULT_ENV.to_string())));
-                self.render_group(&format!("{batch_id}-{group_id}"), &to_render, kube, &mut outcomes);
+                self.render_group(&format!("{batch_id}-{group_id}"), &to_render, kube, skip_schema, &mut outcomes);
                 for index in known {
                     if let Some(result) = reusable.get(&(index, crate::model::DEFAULT_ENV.to_string())) {
                         outcomes.insert(index, (result.clone(), Duration::ZERO));
@@ -464,6 +517,7 @@ impl Checker<'_> {
         id: &str,
         group: &[usize],
         kube: &str,
+        skip_schema: bool,
         out: &mut BTreeMap<usize, (Result<String, String>, Duration)>,
     ) {
         if group.is_empty() {
@@ -490,7 +544,9 @@ impl Checker<'_> {
                 return;
             }
         };
-        let result = helm::template(&self.tools.helm, &self.ctx.config.release_name, &parent, &[], &[], kube);
+        let flags: &[&str] = if skip_schema { &["--skip-schema-validation"] } else { &[] };
+        let result =
+            helm::template_with(&self.tools.helm, &self.ctx.config.release_name, &parent, &[], &[], kube, flags);
         let _ = std::fs::remove_dir_all(&parent);
         match result {
             Ok(f) if f.success => {
@@ -502,7 +558,7 @@ impl Checker<'_> {
                     // rendered alone still gets its own verdict.
                     Err(_) => {
                         for (n, &index) in group.iter().enumerate() {
-                            self.render_group(&format!("{id}s{n}"), &[index], kube, out);
+                            self.render_group(&format!("{id}s{n}"), &[index], kube, skip_schema, out);
                         }
                         return;
                     }
@@ -519,14 +575,14 @@ impl Checker<'_> {
                     .and_then(|name| group.iter().copied().find(|&i| self.repo.charts[i].name == name));
                 match culprit {
                     Some(index) => {
-                        self.render_group(id, &[index], kube, out);
+                        self.render_group(id, &[index], kube, skip_schema, out);
                         let rest: Vec<usize> = group.iter().copied().filter(|&i| i != index).collect();
-                        self.render_group(&format!("{id}r"), &rest, kube, out);
+                        self.render_group(&format!("{id}r"), &rest, kube, skip_schema, out);
                     }
                     None => {
                         let (left, right) = group.split_at(group.len() / 2);
-                        self.render_group(&format!("{id}a"), left, kube, out);
-                        self.render_group(&format!("{id}b"), right, kube, out);
+                        self.render_group(&format!("{id}a"), left, kube, skip_schema, out);
+                        self.render_group(&format!("{id}b"), right, kube, skip_schema, out);
                     }
                 }
             }

@@ -25,6 +25,9 @@ pub struct TreeFacts {
     pub defines: BTreeMap<String, BTreeSet<String>>,
     /// An archive inside an archive: not looked into, so nothing is known.
     pub opaque: bool,
+    /// Some Chart.yaml mentions `import-values`: rendering merges subchart
+    /// values into the parent's, which `helm lint` does not do.
+    pub imports_values: bool,
 }
 
 impl TreeFacts {
@@ -54,6 +57,9 @@ impl TreeFacts {
             let text = String::from_utf8_lossy(bytes);
             if text.lines().any(|l| l.trim_start().starts_with("kubeVersion:")) {
                 self.kube_dependent = true;
+            }
+            if text.contains("import-values") {
+                self.imports_values = true;
             }
         } else if rel.split('/').any(|part| part == "templates") {
             let text = String::from_utf8_lossy(bytes);
@@ -174,5 +180,8 @@ mod tests {
         assert!(!facts.defines_are_unique(), "two different files define a.b");
         facts.visit("x/templates/d.yaml", b"{{ if .Capabilities.APIVersions.Has \"x\" }}{{ end }}");
         assert!(facts.kube_dependent);
+        assert!(!facts.imports_values);
+        facts.visit("x/charts/y/Chart.yaml", b"dependencies:\n  - name: z\n    import-values: [data]\n");
+        assert!(facts.imports_values, "a subchart that imports values is seen");
     }
 }

@@ -316,15 +316,7 @@ pub fn check(
         tasks.extend(parts.into_iter().map(|part| (env.name.clone(), part)));
     }
 
-    let outcomes: Vec<Outcome> = tasks
-        .par_iter()
-        .enumerate()
-        .filter_map(|(n, (env, part))| {
-            // Tasks are made from `envs`, so the environment is always there.
-            let env = envs.iter().find(|e| &e.name == env)?;
-            Some(run_shard(checker, plan, n, env, part, &classes))
-        })
-        .collect();
+    let outcomes = run_shards(checker, plan, &envs, tasks, &classes);
 
     // Environments in which some shard could not stand in for the whole.
     let mut whole: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -485,8 +477,140 @@ pub fn check(
     rendered
 }
 
-/// Builds one shard, lints it and renders it for each class.
-fn run_shard(
+/// Runs every shard: one `helm lint` per environment over all of its shards
+/// (helm gives each its own verdict, and a process start costs about as
+/// much as linting three subcharts), and one render per shard, all in
+/// parallel. Renders need nothing of the lint: each shard is built twice,
+/// the render's copy with the sentinel.
+fn run_shards(
+    checker: &Checker<'_>,
+    plan: &Plan,
+    envs: &[Environment],
+    tasks: Vec<(String, Part)>,
+    classes: &[String],
+) -> Vec<Outcome> {
+    enum Job {
+        Lint(Vec<usize>),
+        Render(usize),
+    }
+    // Lint groups: the shards of one environment (the own part alone apart,
+    // it is linted with every check), split so that every worker has one.
+    let mut groups: BTreeMap<(String, bool), Vec<usize>> = BTreeMap::new();
+    for (n, (env, part)) in tasks.iter().enumerate() {
+        groups.entry((env.clone(), part.members.is_empty())).or_default().push(n);
+    }
+    let per_group = checker.jobs.div_ceil(groups.len().max(1)).max(1);
+    let mut jobs: Vec<Job> = Vec::new();
+    for shards in groups.into_values() {
+        let size = shards.len().div_ceil(per_group).max(1);
+        jobs.extend(shards.chunks(size).map(|chunk| Job::Lint(chunk.to_vec())));
+    }
+    // Longest first: the lint groups, then the renders fill in.
+    jobs.extend((0..tasks.len()).map(Job::Render));
+
+    let results: Vec<(Vec<ShardLint>, Option<(usize, Outcome)>)> = jobs
+        .par_iter()
+        .map(|job| match job {
+            Job::Lint(shards) => (lint_shards(checker, plan, envs, &tasks, shards), None),
+            Job::Render(n) => {
+                let (env, part) = &tasks[*n];
+                let outcome = match envs.iter().find(|e| &e.name == env) {
+                    Some(env) => render_shard(checker, plan, *n, env, part, classes),
+                    None => Outcome {
+                        env: env.clone(),
+                        failure: Some(format!("unknown environment {env}")),
+                        docs: BTreeMap::new(),
+                        duration: Duration::ZERO,
+                    },
+                };
+                (Vec::new(), Some((*n, outcome)))
+            }
+        })
+        .collect();
+
+    let mut lint_results: BTreeMap<usize, (Option<String>, Duration)> = BTreeMap::new();
+    let mut outcomes: BTreeMap<usize, Outcome> = BTreeMap::new();
+    for (linted, rendered) in results {
+        for (n, failure, duration) in linted {
+            lint_results.insert(n, (failure, duration));
+        }
+        if let Some((n, outcome)) = rendered {
+            outcomes.insert(n, outcome);
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|(n, mut outcome)| {
+            let (lint_failure, lint_duration) =
+                lint_results.remove(&n).unwrap_or((Some("the shard was not linted".to_string()), Duration::ZERO));
+            // A failed lint is the first thing wrong with the shard.
+            if lint_failure.is_some() {
+                outcome.failure = lint_failure;
+            }
+            outcome.duration += lint_duration;
+            outcome
+        })
+        .collect()
+}
+
+/// A shard's lint: its number, its failure if any, the time of the process.
+type ShardLint = (usize, Option<String>, Duration);
+
+/// Lints the shards `shards` (of one environment) in one process; returns
+/// each shard's failure, if any, and the time of that process.
+fn lint_shards(
+    checker: &Checker<'_>,
+    plan: &Plan,
+    envs: &[Environment],
+    tasks: &[(String, Part)],
+    shards: &[usize],
+) -> Vec<ShardLint> {
+    let fail_all = |why: String| shards.iter().map(|&n| (n, Some(why.clone()), Duration::ZERO)).collect();
+    let Some(env) = shards.first().and_then(|&n| envs.iter().find(|e| e.name == tasks[n].0)) else {
+        return fail_all("unknown environment".to_string());
+    };
+    let dirs: Vec<PathBuf> = shards
+        .iter()
+        .map(|n| checker.ctx.work_dir.join("render").join(format!("{}-shard-{n}-lint", plan.name)))
+        .collect();
+    let result = (|| -> Result<Vec<ShardLint>> {
+        for (&n, dir) in shards.iter().zip(&dirs) {
+            build_shard(checker, plan, dir, &tasks[n].1)?;
+        }
+        let values: Vec<PathBuf> = env.values_files.iter().map(|f| checker.ctx.root.join(f)).collect();
+        let kube = checker.kube_versions.first().map(String::as_str).unwrap_or("1.37.0");
+        // Member shards leave the subcharts' schemas to their render: both
+        // validate the same coalesced values against the same schemas
+        // (helm's ToRenderValuesWithSchemaValidation), and a shard's only
+        // own schema check, values.yaml against an umbrella schema, has
+        // nothing to check ([`Plan::analyse`] declines umbrellas with one).
+        // A render that fails it sends the environment whole. Compiling
+        // each subchart's schema once instead of twice saves about a tenth
+        // of a shard's lint. The own part alone is linted with every check.
+        let members = shards.iter().all(|&n| !tasks[n].1.members.is_empty());
+        let flags: &[&str] = if members { &["--skip-schema-validation"] } else { &[] };
+        let (finished, verdicts) = crate::helm::lint_with(&checker.tools.helm, &dirs, &values, kube, flags)?;
+        Ok(shards
+            .iter()
+            .zip(&dirs)
+            .map(|(&n, dir)| {
+                let failure = match verdicts.get(dir) {
+                    Some(verdict) if verdict.ok => None,
+                    Some(verdict) => Some(format!("shard lint failed: {}", verdict.message)),
+                    None => Some(format!("shard lint failed: {}", crate::helm::clean(&finished.combined()))),
+                };
+                (n, failure, finished.duration)
+            })
+            .collect())
+    })();
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result.unwrap_or_else(|err| fail_all(format!("{err:#}")))
+}
+
+/// Builds one shard with the sentinel and renders it for each class.
+fn render_shard(
     checker: &Checker<'_>,
     plan: &Plan,
     n: usize,
@@ -501,20 +625,6 @@ fn run_shard(
         build_shard(checker, plan, &dir, part)?;
         let values: Vec<PathBuf> = env.values_files.iter().map(|f| checker.ctx.root.join(f)).collect();
         let kube = checker.kube_versions.first().map(String::as_str).unwrap_or("1.37.0");
-        // A member shard's lint leaves the subcharts' schemas to the render
-        // below: both validate the same coalesced values against the same
-        // schemas (helm's ToRenderValuesWithSchemaValidation), and the
-        // shard's only own schema check, values.yaml against an umbrella
-        // schema, has nothing to check ([`Plan::analyse`] declines umbrellas
-        // with one). A render that fails it sends the environment whole.
-        // Compiling each subchart's schema once instead of twice saves about
-        // a tenth of a shard's lint.
-        let flags: &[&str] = if part.members.is_empty() { &[] } else { &["--skip-schema-validation"] };
-        let (finished, verdicts) =
-            crate::helm::lint_with(&checker.tools.helm, std::slice::from_ref(&dir), &values, kube, flags)?;
-        if !verdicts.get(&dir).is_some_and(|v| v.ok) {
-            return Ok(Some(format!("shard lint failed: {}", crate::helm::clean(&finished.combined()))));
-        }
         fsutil::write_atomic(&dir.join("templates").join(SENTINEL_FILE), SENTINEL.as_bytes())?;
         for class in classes {
             let render_kube = if class == ANY_KUBE { kube } else { class.as_str() };
