@@ -493,6 +493,10 @@ fn run_shards(
         Lint(Vec<usize>),
         Render(usize),
     }
+    enum Done {
+        Linted(Vec<ShardLint>),
+        Rendered(usize, Outcome),
+    }
     // Lint groups: the shards of one environment (the own part alone apart,
     // it is linted with every check), split so that every worker has one.
     let mut groups: BTreeMap<(String, bool), Vec<usize>> = BTreeMap::new();
@@ -508,10 +512,10 @@ fn run_shards(
     // Longest first: the lint groups, then the renders fill in.
     jobs.extend((0..tasks.len()).map(Job::Render));
 
-    let results: Vec<(Vec<ShardLint>, Option<(usize, Outcome)>)> = jobs
+    let results: Vec<Done> = jobs
         .par_iter()
         .map(|job| match job {
-            Job::Lint(shards) => (lint_shards(checker, plan, envs, &tasks, shards), None),
+            Job::Lint(shards) => Done::Linted(lint_shards(checker, plan, envs, &tasks, shards)),
             Job::Render(n) => {
                 let (env, part) = &tasks[*n];
                 let outcome = match envs.iter().find(|e| &e.name == env) {
@@ -523,19 +527,23 @@ fn run_shards(
                         duration: Duration::ZERO,
                     },
                 };
-                (Vec::new(), Some((*n, outcome)))
+                Done::Rendered(*n, outcome)
             }
         })
         .collect();
 
     let mut lint_results: BTreeMap<usize, (Option<String>, Duration)> = BTreeMap::new();
     let mut outcomes: BTreeMap<usize, Outcome> = BTreeMap::new();
-    for (linted, rendered) in results {
-        for (n, failure, duration) in linted {
-            lint_results.insert(n, (failure, duration));
-        }
-        if let Some((n, outcome)) = rendered {
-            outcomes.insert(n, outcome);
+    for done in results {
+        match done {
+            Done::Linted(linted) => {
+                for (n, failure, duration) in linted {
+                    lint_results.insert(n, (failure, duration));
+                }
+            }
+            Done::Rendered(n, outcome) => {
+                outcomes.insert(n, outcome);
+            }
         }
     }
     outcomes
