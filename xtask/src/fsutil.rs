@@ -91,18 +91,19 @@ pub fn is_mirror(from: &Path, to: &Path) -> bool {
         if !copy.is_dir() {
             return false;
         }
-        let names = |dir: &Path| -> Option<Vec<std::ffi::OsString>> {
-            let mut names: Vec<_> =
-                std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-            names.sort();
-            Some(names)
-        };
-        return match (names(from), names(to)) {
+        return match (sorted_names(from), sorted_names(to)) {
             (Some(a), Some(b)) => a == b && a.iter().all(|name| is_mirror(&from.join(name), &to.join(name))),
             _ => false,
         };
     }
     (copy.is_file() && copy.dev() == source.dev() && copy.ino() == source.ino()) || linked_back()
+}
+
+/// The names in a folder, sorted; `None` when it cannot be listed.
+pub fn sorted_names(dir: &Path) -> Option<Vec<std::ffi::OsString>> {
+    let mut names: Vec<_> = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    names.sort();
+    Some(names)
 }
 
 /// Removes a file, a link or a whole folder.

@@ -83,11 +83,7 @@ pub fn lint_with(
 ) -> Result<(Finished, BTreeMap<PathBuf, LintVerdict>)> {
     let sh = xshell::Shell::new()?;
     let helm_path = &helm.path;
-    let mut values = Vec::new();
-    for file in values_files {
-        values.push("--values".to_string());
-        values.push(file.display().to_string());
-    }
+    let values = values_args(values_files);
     let strict = lint_strict().then_some("--strict");
     let finished = process::run(
         xshell::cmd!(
@@ -98,6 +94,11 @@ pub fn lint_with(
         None,
     )?;
     Ok((finished.clone(), parse_lint(&finished.stdout, &finished.stderr, paths)))
+}
+
+/// `--values <file>` for each file, in order (later files win in helm).
+fn values_args(files: &[PathBuf]) -> Vec<String> {
+    files.iter().flat_map(|file| ["--values".to_string(), file.display().to_string()]).collect()
 }
 
 /// Splits `helm lint` output at its `==> Linting <path>` headers.
@@ -166,11 +167,7 @@ pub fn template_with(
 ) -> Result<Finished> {
     let sh = xshell::Shell::new()?;
     let helm_path = &helm.path;
-    let mut extra = Vec::new();
-    for file in values_files {
-        extra.push("--values".to_string());
-        extra.push(file.display().to_string());
-    }
+    let mut extra = values_args(values_files);
     for s in set {
         extra.push("--set".to_string());
         extra.push(s.clone());

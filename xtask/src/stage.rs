@@ -9,9 +9,9 @@
 //! [`fsutil::mirror`] for why not symlinks), and its own `charts/` links to the
 //! staged folders of its `file://` dependencies and to the cached archives of
 //! its remote ones. Helm sees exactly the tree `helm dependency build` would
-//! have made. Remote archives are pulled
-//! once into the per-user cache, keyed by where they came from and their
-//! version, and at most once per run for version ranges.
+//! have made. Remote archives are pulled once into the per-user cache, keyed
+//! by where they came from and their version, and at most once per run for
+//! version ranges.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -218,10 +218,7 @@ impl<'a> Stager<'a> {
 /// `wanted` (relative path -> target), and nothing else.
 fn is_staged_as(staged: &Path, own: &[(PathBuf, PathBuf)], wanted: &[(PathBuf, PathBuf)]) -> bool {
     let list = |dir: &Path| -> Option<Vec<PathBuf>> {
-        let mut names: Vec<PathBuf> =
-            std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| PathBuf::from(e.file_name())).collect();
-        names.sort();
-        Some(names)
+        Some(fsutil::sorted_names(dir)?.into_iter().map(PathBuf::from).collect())
     };
     let (Some(top), Some(charts)) = (list(staged), list(&staged.join("charts"))) else {
         return false;

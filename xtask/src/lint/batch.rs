@@ -67,6 +67,8 @@ pub struct Checker<'a> {
     pub jobs: usize,
     /// Documents kubeconform has judged in this run (batched runs only).
     pub validations: &'a super::validate::Validations,
+    /// What each staged chart tree contains, read once.
+    pub trees: super::tree::Memo,
 }
 
 /// A rendered file waiting for validation.
@@ -237,18 +239,18 @@ impl Checker<'_> {
     /// Whether a chart's staged tree renders differently per Kubernetes
     /// version; unknown counts as yes.
     fn kube_dependent(&self, index: usize) -> bool {
-        super::tree::scan(&self.staged(index)).map_or(true, |facts| facts.kube_dependent)
+        self.trees.scan(&self.staged(index)).is_none_or(|facts| facts.kube_dependent)
     }
 
     pub fn staged(&self, index: usize) -> PathBuf {
         self.stager.staged_dir(&self.repo.charts[index])
     }
 
-    fn values_paths(&self, env: &Environment) -> Vec<PathBuf> {
+    pub fn values_paths(&self, env: &Environment) -> Vec<PathBuf> {
         env.values_files.iter().map(|f| self.ctx.root.join(f)).collect()
     }
 
-    fn newest_kube(&self) -> &str {
+    pub fn newest_kube(&self) -> &str {
         self.kube_versions.first().map(String::as_str).unwrap_or("1.37.0")
     }
 
@@ -358,7 +360,7 @@ impl Checker<'_> {
         });
         passed
             && self.staged(index).join("templates").is_dir()
-            && super::tree::scan(&self.staged(index)).is_ok_and(|facts| !facts.imports_values && !facts.opaque)
+            && self.trees.scan(&self.staged(index)).is_some_and(|facts| !facts.imports_values && !facts.opaque)
     }
 
     /// Renders every non-library chart of the batch for every Kubernetes

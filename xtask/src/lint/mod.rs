@@ -261,6 +261,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         read_cache: !args.no_cache,
         jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         validations: &validations,
+        trees: tree::Memo::default(),
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let ct_steps =

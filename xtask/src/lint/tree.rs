@@ -77,6 +77,27 @@ impl TreeFacts {
     }
 }
 
+/// Each staged tree read once per run: a batch asks about a chart's tree
+/// when it plans the renders and again when it decides whether lint has
+/// validated the chart's schemas. `None` when the tree cannot be read,
+/// which callers treat as the unsafe answer.
+#[derive(Default)]
+pub struct Memo(std::sync::Mutex<BTreeMap<PathBuf, Option<std::sync::Arc<TreeFacts>>>>);
+
+impl Memo {
+    pub fn scan(&self, dir: &Path) -> Option<std::sync::Arc<TreeFacts>> {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(dir).cloned();
+        if let Some(facts) = known {
+            return facts;
+        }
+        // Read outside the lock; two workers reading one tree at once only
+        // repeat work.
+        let facts = scan(dir).ok().map(std::sync::Arc::new);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_path_buf(), facts.clone());
+        facts
+    }
+}
+
 /// Reads the tree of the chart at `dir` (a staged folder: links are followed).
 pub fn scan(dir: &Path) -> Result<TreeFacts> {
     let mut facts = TreeFacts::default();

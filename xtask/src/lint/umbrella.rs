@@ -52,7 +52,10 @@ const PIECE_FORMAT: &str = "umbrella piece v1";
 /// starts stay few, small enough that helm's N² values copying stays cheap
 /// and both cores get work. Measured per subchart of the synthetic services
 /// (lint and template of one shard): 10 -> 26 ms, 20 -> 20 ms, 40 -> 21 ms,
-/// 80 -> 22 ms, the whole 200 -> 35 ms.
+/// 80 -> 22 ms, the whole 200 -> 35 ms. With cheaper charts, perf put the
+/// copying at ~0.1 ms per subchart and shard member and a process at ~78 ms
+/// of CPU, whose balance is near 25 (between 20 and 40 the difference is
+/// within the machine's noise).
 const SHARD_SIZE: usize = 25;
 
 /// A manifest added to every shard's own templates for the render only: its
@@ -126,7 +129,7 @@ struct Outcome {
 /// What one shard renders: the umbrella's own templates, some members, or
 /// both (own templates that read nothing of the subcharts ride along with
 /// the first member shard of their environment: two processes fewer each).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Part {
     own: bool,
     members: Vec<usize>,
@@ -279,7 +282,7 @@ pub fn check(
 
     // What the cache already holds.
     let mut pieces: BTreeMap<(String, Option<String>), Piece> = BTreeMap::new();
-    let mut tasks: Vec<(String, Part)> = Vec::new();
+    let mut tasks: Vec<(&Environment, Part)> = Vec::new();
     for env in &envs {
         let own_missing = match read_cache
             .then(|| checker.cache.get::<Piece>(&plan.own_key(&env.name), &label(&env.name, "-")))
@@ -313,10 +316,10 @@ pub fn check(
                 _ => parts.push(Part { own: true, members: Vec::new() }),
             }
         }
-        tasks.extend(parts.into_iter().map(|part| (env.name.clone(), part)));
+        tasks.extend(parts.into_iter().map(|part| (env, part)));
     }
 
-    let outcomes = run_shards(checker, plan, &envs, tasks, &classes);
+    let outcomes = run_shards(checker, plan, &tasks, &classes);
 
     // Environments in which some shard could not stand in for the whole.
     let mut whole: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -482,13 +485,7 @@ pub fn check(
 /// much as linting three subcharts), and one render per shard, all in
 /// parallel. Renders need nothing of the lint: each shard is built twice,
 /// the render's copy with the sentinel.
-fn run_shards(
-    checker: &Checker<'_>,
-    plan: &Plan,
-    envs: &[Environment],
-    tasks: Vec<(String, Part)>,
-    classes: &[String],
-) -> Vec<Outcome> {
+fn run_shards(checker: &Checker<'_>, plan: &Plan, tasks: &[(&Environment, Part)], classes: &[String]) -> Vec<Outcome> {
     enum Job {
         Lint(Vec<usize>),
         Render(usize),
@@ -499,9 +496,9 @@ fn run_shards(
     }
     // Lint groups: the shards of one environment (the own part alone apart,
     // it is linted with every check), split so that every worker has one.
-    let mut groups: BTreeMap<(String, bool), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, bool), Vec<usize>> = BTreeMap::new();
     for (n, (env, part)) in tasks.iter().enumerate() {
-        groups.entry((env.clone(), part.members.is_empty())).or_default().push(n);
+        groups.entry((env.name.as_str(), part.members.is_empty())).or_default().push(n);
     }
     let per_group = checker.jobs.div_ceil(groups.len().max(1)).max(1);
     let mut jobs: Vec<Job> = Vec::new();
@@ -515,19 +512,10 @@ fn run_shards(
     let results: Vec<Done> = jobs
         .par_iter()
         .map(|job| match job {
-            Job::Lint(shards) => Done::Linted(lint_shards(checker, plan, envs, &tasks, shards)),
+            Job::Lint(shards) => Done::Linted(lint_shards(checker, plan, tasks, shards)),
             Job::Render(n) => {
                 let (env, part) = &tasks[*n];
-                let outcome = match envs.iter().find(|e| &e.name == env) {
-                    Some(env) => render_shard(checker, plan, *n, env, part, classes),
-                    None => Outcome {
-                        env: env.clone(),
-                        failure: Some(format!("unknown environment {env}")),
-                        docs: BTreeMap::new(),
-                        duration: Duration::ZERO,
-                    },
-                };
-                Done::Rendered(*n, outcome)
+                Done::Rendered(*n, render_shard(checker, plan, *n, env, part, classes))
             }
         })
         .collect();
@@ -566,16 +554,10 @@ type ShardLint = (usize, Option<String>, Duration);
 
 /// Lints the shards `shards` (of one environment) in one process; returns
 /// each shard's failure, if any, and the time of that process.
-fn lint_shards(
-    checker: &Checker<'_>,
-    plan: &Plan,
-    envs: &[Environment],
-    tasks: &[(String, Part)],
-    shards: &[usize],
-) -> Vec<ShardLint> {
+fn lint_shards(checker: &Checker<'_>, plan: &Plan, tasks: &[(&Environment, Part)], shards: &[usize]) -> Vec<ShardLint> {
     let fail_all = |why: String| shards.iter().map(|&n| (n, Some(why.clone()), Duration::ZERO)).collect();
-    let Some(env) = shards.first().and_then(|&n| envs.iter().find(|e| e.name == tasks[n].0)) else {
-        return fail_all("unknown environment".to_string());
+    let Some(&(env, _)) = shards.first().map(|&n| &tasks[n]) else {
+        return Vec::new();
     };
     let dirs: Vec<PathBuf> = shards
         .iter()
@@ -585,8 +567,8 @@ fn lint_shards(
         for (&n, dir) in shards.iter().zip(&dirs) {
             build_shard(checker, plan, dir, &tasks[n].1)?;
         }
-        let values: Vec<PathBuf> = env.values_files.iter().map(|f| checker.ctx.root.join(f)).collect();
-        let kube = checker.kube_versions.first().map(String::as_str).unwrap_or("1.37.0");
+        let values = checker.values_paths(env);
+        let kube = checker.newest_kube();
         // Member shards leave the subcharts' schemas to their render: both
         // validate the same coalesced values against the same schemas
         // (helm's ToRenderValuesWithSchemaValidation), and a shard's only
@@ -631,8 +613,8 @@ fn render_shard(
     let dir = checker.ctx.work_dir.join("render").join(format!("{}-shard-{n}", plan.name));
     let result = (|| -> Result<Option<String>> {
         build_shard(checker, plan, &dir, part)?;
-        let values: Vec<PathBuf> = env.values_files.iter().map(|f| checker.ctx.root.join(f)).collect();
-        let kube = checker.kube_versions.first().map(String::as_str).unwrap_or("1.37.0");
+        let values = checker.values_paths(env);
+        let kube = checker.newest_kube();
         fsutil::write_atomic(&dir.join("templates").join(SENTINEL_FILE), SENTINEL.as_bytes())?;
         for class in classes {
             let render_kube = if class == ANY_KUBE { kube } else { class.as_str() };

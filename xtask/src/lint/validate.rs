@@ -58,32 +58,35 @@ impl Validations {
         kube: &str,
         files: &[PathBuf],
     ) -> Result<(Duration, BTreeMap<PathBuf, Vec<String>>)> {
+        // Read and key every document first, without holding the table:
+        // the other Kubernetes version validates at the same time.
         let mut keys_per_file: Vec<(PathBuf, Vec<String>)> = Vec::new();
-        // Documents to judge now: key -> the file holding it alone.
-        let mut fresh: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut texts: BTreeMap<String, String> = BTreeMap::new();
+        for file in files {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut keys = Vec::new();
+            // An empty document is reported empty by kubeconform, never a problem.
+            for document in documents(&text).into_iter().filter(|d| !d.trim().is_empty()) {
+                let key = key_of(document);
+                texts.entry(key.clone()).or_insert_with(|| document.to_string());
+                keys.push(key);
+            }
+            keys_per_file.push((file.clone(), keys));
+        }
         {
             let judged = self.judged.lock().unwrap_or_else(|e| e.into_inner());
-            for file in files {
-                let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-                let mut keys = Vec::new();
-                for document in documents(&text) {
-                    if document.trim().is_empty() {
-                        continue; // kubeconform reports it empty, never a problem
-                    }
-                    let key = key_of(document);
-                    if !judged.contains_key(&(kube.to_string(), key.clone())) && !fresh.contains_key(&key) {
-                        // The file name is the key: the text is the same for
-                        // every Kubernetes version, written once per run.
-                        let path = self.dir.join(format!("{key}.yaml"));
-                        if !path.exists() {
-                            fsutil::write_atomic(&path, document.as_bytes())?;
-                        }
-                        fresh.insert(key.clone(), path);
-                    }
-                    keys.push(key);
-                }
-                keys_per_file.push((file.clone(), keys));
+            texts.retain(|key, _| !judged.contains_key(&(kube.to_string(), key.clone())));
+        }
+        // Documents to judge now: key -> the file holding it alone. The file
+        // name is the key: the text is the same for every Kubernetes
+        // version, written once per run.
+        let mut fresh: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for (key, document) in texts {
+            let path = self.dir.join(format!("{key}.yaml"));
+            if !path.exists() {
+                fsutil::write_atomic(&path, document.as_bytes())?;
             }
+            fresh.insert(key, path);
         }
 
         let mut duration = Duration::ZERO;
