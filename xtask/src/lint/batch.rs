@@ -282,57 +282,30 @@ impl Checker<'_> {
         let paths: Vec<PathBuf> = group.iter().map(|&c| self.staged(c)).collect();
         let values = env.map(|e| self.values_paths(e)).unwrap_or_default();
         let env_name = env.map_or(crate::model::DEFAULT_ENV, |e| e.name.as_str());
+        let step = |status, duration, message| StepResult::new("lint", Some(env_name), None, status, duration, message);
         match helm::lint(&self.tools.helm, &paths, &values, self.newest_kube()) {
             Ok((finished, verdicts)) => {
                 for (&index, path) in group.iter().zip(&paths) {
                     match verdicts.get(path) {
-                        Some(verdict) => {
-                            let status = Status::from_ok(verdict.ok);
-                            push(
-                                steps,
-                                index,
-                                StepResult::new(
-                                    "lint",
-                                    Some(env_name),
-                                    None,
-                                    status,
-                                    finished.duration,
-                                    verdict.message.clone(),
-                                ),
-                            );
-                        }
+                        Some(verdict) => push(
+                            steps,
+                            index,
+                            step(Status::from_ok(verdict.ok), finished.duration, verdict.message.clone()),
+                        ),
                         // Helm said nothing about this path in a shared run:
                         // ask again for it alone so the verdict is its own.
                         None if group.len() > 1 => self.lint_group(&[index], env, steps),
                         None => push(
                             steps,
                             index,
-                            StepResult::new(
-                                "lint",
-                                Some(env_name),
-                                None,
-                                Status::Failed,
-                                finished.duration,
-                                helm::clean(&finished.combined()),
-                            ),
+                            step(Status::Failed, finished.duration, helm::clean(&finished.combined())),
                         ),
                     }
                 }
             }
             Err(err) => {
                 for &index in group {
-                    push(
-                        steps,
-                        index,
-                        StepResult::new(
-                            "lint",
-                            Some(env_name),
-                            None,
-                            Status::Failed,
-                            Duration::ZERO,
-                            format!("{err:#}"),
-                        ),
-                    );
+                    push(steps, index, step(Status::Failed, Duration::ZERO, format!("{err:#}")));
                 }
             }
         }
