@@ -1,7 +1,8 @@
 //! File-system helpers that keep the repository and the caches consistent:
-//! atomic writes, links and mirrors, locks, and content hashing.
+//! atomic writes, links and mirrors, locks, content hashing, and the checks
+//! that keep what a pull request controls inside the repository.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -17,6 +18,96 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::io::Write::write_all(&mut temp, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     temp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// `base` joined with `rel`, refused unless `rel` is a relative path of
+/// plain names (no `..`, no root, no prefix): the second line of defence
+/// behind the name rules, for every path joined from input.
+pub fn join_inside(base: &Path, rel: impl AsRef<Path>) -> Result<PathBuf> {
+    let rel = rel.as_ref();
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !plain || rel.as_os_str().is_empty() {
+        anyhow::bail!("path {:?} would leave {}: refused", rel.display().to_string(), base.display());
+    }
+    Ok(base.join(rel))
+}
+
+/// Refuses `path` unless, with every link resolved, it lies inside `root`
+/// (which must be canonical). Used for files a pull request controls
+/// (`xtask.toml`, `ct.yaml`, the matrix, chart directories) before they are
+/// read.
+pub fn inside(root: &Path, path: &Path) -> Result<()> {
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(root) => Ok(()),
+        Ok(real) => anyhow::bail!(
+            "{} is a symbolic link to {}, outside the repository: refused",
+            shown_in(root, path),
+            real.display()
+        ),
+        Err(_) if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) => {
+            let target = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default();
+            anyhow::bail!("{} is a symbolic link to {target}, which does not exist: refused", shown_in(root, path))
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", shown_in(root, path))),
+    }
+}
+
+/// Every symbolic link below `dir`, relative to `root` (canonical); an
+/// error names the first link that leads outside `root`, nowhere, or to a
+/// folder that holds it (a loop). Links to folders inside the repository are
+/// followed, since Helm follows them, and what they lead to is checked too.
+pub fn links_inside(root: &Path, dir: &Path) -> Result<Vec<String>> {
+    let mut links = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    walk_links(root, dir, &mut links, &mut seen)?;
+    Ok(links)
+}
+
+fn walk_links(
+    root: &Path,
+    dir: &Path,
+    links: &mut Vec<String>,
+    seen: &mut std::collections::BTreeSet<PathBuf>,
+) -> Result<()> {
+    let real_dir = dir.canonicalize().with_context(|| format!("cannot read {}", shown_in(root, dir)))?;
+    if !seen.insert(real_dir.clone()) {
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", shown_in(root, dir)))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type().with_context(|| format!("cannot read {}", shown_in(root, &path)))?;
+        if kind.is_symlink() {
+            inside(root, &path)?;
+            let target = path.canonicalize().with_context(|| format!("cannot resolve {}", shown_in(root, &path)))?;
+            if target.is_dir() {
+                if real_dir.starts_with(&target) {
+                    anyhow::bail!(
+                        "{} is a symbolic link to {}, a folder that holds it (a loop): refused",
+                        shown_in(root, &path),
+                        shown_in(root, &target)
+                    );
+                }
+                walk_links(root, &target, links, seen)?;
+            }
+            links.push(shown_in(root, &path));
+        } else if kind.is_dir() {
+            walk_links(root, &path, links, seen)?;
+        }
+    }
+    Ok(())
+}
+
+/// A path relative to `root` when it is below it, else as it is.
+fn shown_in(root: &Path, path: &Path) -> String {
+    match path.strip_prefix(root) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
@@ -162,6 +253,58 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_must_stay_in_the_repository() {
+        let outside = tempfile::tempdir().expect("temp dir");
+        std::fs::write(outside.path().join("secret"), "s3cret").expect("write");
+        let repo = tempfile::tempdir().expect("temp dir");
+        let root = repo.path().canonicalize().expect("canonical");
+        let chart = root.join("charts").join("a");
+        std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
+        std::fs::write(root.join("README.md"), "x").expect("write");
+        std::os::unix::fs::symlink("../../../README.md", chart.join("templates").join("in.txt")).expect("link");
+        assert_eq!(links_inside(&root, &chart).expect("inside"), ["charts/a/templates/in.txt"]);
+
+        std::os::unix::fs::symlink(outside.path().join("secret"), chart.join("templates").join("NOTES.txt"))
+            .expect("link");
+        let err = format!("{:#}", links_inside(&root, &chart).unwrap_err());
+        assert!(
+            err.contains("charts/a/templates/NOTES.txt is a symbolic link to")
+                && err.contains("outside the repository"),
+            "{err}"
+        );
+        std::fs::remove_file(chart.join("templates").join("NOTES.txt")).expect("rm");
+
+        // A folder link inside the repository is followed: what it holds counts.
+        let other = root.join("other");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        std::os::unix::fs::symlink(outside.path(), other.join("escape")).expect("link");
+        std::os::unix::fs::symlink("../../other", chart.join("vendored")).expect("link");
+        let err = format!("{:#}", links_inside(&root, &chart).unwrap_err());
+        assert!(err.contains("other/escape is a symbolic link"), "{err}");
+        std::fs::remove_file(other.join("escape")).expect("rm");
+        std::fs::remove_file(chart.join("vendored")).expect("rm");
+
+        std::os::unix::fs::symlink("..", chart.join("templates").join("up")).expect("link");
+        let err = format!("{:#}", links_inside(&root, &chart).unwrap_err());
+        assert!(err.contains("a loop"), "{err}");
+        std::fs::remove_file(chart.join("templates").join("up")).expect("rm");
+
+        std::os::unix::fs::symlink("/nonexistent/x", chart.join("dangling")).expect("link");
+        let err = format!("{:#}", links_inside(&root, &chart).unwrap_err());
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn joins_refuse_to_climb() {
+        let base = Path::new("/work/stage");
+        assert_eq!(join_inside(base, "cart").expect("plain"), base.join("cart"));
+        assert!(join_inside(base, "ci/dev.yaml").is_ok());
+        for bad in ["../x", "a/../../x", "/etc/passwd", ""] {
+            assert!(join_inside(base, bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_mirror_follows_edits_in_place_and_notices_replaced_or_new_files() {

@@ -142,9 +142,18 @@ fn parse_rule(line: &str) -> Result<Option<Rule>> {
     Ok(Some(Rule { pattern: Glob::compile(rule)?, negate, dir_only, base_name }))
 }
 
-/// A compiled Go `filepath.Match` pattern (Unix separator `/`).
+/// A compiled Go `filepath.Match` pattern (Unix separator `/`), split as Go
+/// splits it into chunks: a run of stars, then the tokens up to the next
+/// star.
 #[derive(Debug, Clone)]
 struct Glob {
+    chunks: Vec<Chunk>,
+}
+
+/// Go's `scanChunk`: whether stars come before the tokens, and the tokens.
+#[derive(Debug, Clone)]
+struct Chunk {
+    star: bool,
     tokens: Vec<Token>,
 }
 
@@ -153,8 +162,6 @@ enum Token {
     Literal(char),
     /// `?`: one character other than `/`.
     One,
-    /// `*`: any run of characters other than `/`.
-    Star,
     /// `[...]`: unlike `?`, a class can match `/` (as in Go).
     Class {
         negated: bool,
@@ -166,13 +173,20 @@ impl Glob {
     /// Compiles a pattern, refusing what Go reports as `ErrBadPattern`.
     fn compile(pattern: &str) -> Result<Glob> {
         let bad = || anyhow::anyhow!("syntax error in pattern");
-        let mut tokens = Vec::new();
+        let mut chunks = vec![Chunk { star: false, tokens: Vec::new() }];
         let mut chars = pattern.chars().peekable();
         while let Some(c) = chars.next() {
-            match c {
-                '*' => tokens.push(Token::Star),
-                '?' => tokens.push(Token::One),
-                '\\' => tokens.push(Token::Literal(chars.next().ok_or_else(bad)?)),
+            let token = match c {
+                '*' => {
+                    // Stars start a new chunk; a run of stars is one star.
+                    let current = chunks.last().filter(|chunk| chunk.tokens.is_empty() && chunk.star);
+                    if current.is_none() {
+                        chunks.push(Chunk { star: true, tokens: Vec::new() });
+                    }
+                    continue;
+                }
+                '?' => Token::One,
+                '\\' => Token::Literal(chars.next().ok_or_else(bad)?),
                 '[' => {
                     let negated = chars.peek() == Some(&'^');
                     if negated {
@@ -193,18 +207,80 @@ impl Glob {
                         };
                         ranges.push((lo, hi));
                     }
-                    tokens.push(Token::Class { negated, ranges });
+                    Token::Class { negated, ranges }
                 }
-                other => tokens.push(Token::Literal(other)),
+                other => Token::Literal(other),
+            };
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.tokens.push(token);
             }
         }
-        Ok(Glob { tokens })
+        if chunks.len() > 1 && chunks[0].tokens.is_empty() && !chunks[0].star {
+            chunks.remove(0);
+        }
+        Ok(Glob { chunks })
     }
 
+    /// Go's `filepath.Match` loop: each chunk is matched at the leftmost
+    /// place it fits after the previous one (trying later places only when
+    /// stars precede it, and never across a `/`), without going back to an
+    /// earlier chunk. That is linear in the chunks times the name, where a
+    /// backtracking matcher is exponential in the stars (`*a*a*a*a*b`).
     fn matches(&self, name: &str) -> bool {
-        let name: Vec<char> = name.chars().collect();
-        match_from(&self.tokens, &name)
+        let chars: Vec<char> = name.chars().collect();
+        let mut name: &[char] = &chars;
+        for (index, chunk) in self.chunks.iter().enumerate() {
+            let last = index + 1 == self.chunks.len();
+            if chunk.star && chunk.tokens.is_empty() {
+                // A trailing star matches the rest unless it holds a `/`.
+                return !name.contains(&'/');
+            }
+            if let Some(rest) = match_chunk(&chunk.tokens, name) {
+                if rest.is_empty() || !last {
+                    name = rest;
+                    continue;
+                }
+            }
+            let mut found = None;
+            if chunk.star {
+                for skip in 0..name.len() {
+                    if name[skip] == '/' {
+                        break;
+                    }
+                    if let Some(rest) = match_chunk(&chunk.tokens, &name[skip + 1..]) {
+                        if last && !rest.is_empty() {
+                            continue;
+                        }
+                        found = Some(rest);
+                        break;
+                    }
+                }
+            }
+            match found {
+                Some(rest) => name = rest,
+                None => return false,
+            }
+        }
+        name.is_empty()
     }
+}
+
+/// Go's `matchChunk`: the tokens of one chunk against the start of `name`;
+/// what is left of the name when they match.
+fn match_chunk<'n>(tokens: &[Token], mut name: &'n [char]) -> Option<&'n [char]> {
+    for token in tokens {
+        let (&c, rest) = name.split_first()?;
+        let ok = match token {
+            Token::Literal(want) => c == *want,
+            Token::One => c != '/',
+            Token::Class { negated, ranges } => ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated,
+        };
+        if !ok {
+            return None;
+        }
+        name = rest;
+    }
+    Some(name)
 }
 
 /// Go's `getEsc`: one character of a class; `-` and `]` must be escaped.
@@ -213,34 +289,6 @@ fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<ch
         '-' | ']' => None,
         '\\' => chars.next(),
         c => Some(c),
-    }
-}
-
-fn match_from(tokens: &[Token], name: &[char]) -> bool {
-    let Some((first, rest)) = tokens.split_first() else {
-        return name.is_empty();
-    };
-    match first {
-        Token::Star => {
-            // Try every split that does not cross a separator, shortest first.
-            let mut taken = 0;
-            loop {
-                if match_from(rest, &name[taken..]) {
-                    return true;
-                }
-                if taken == name.len() || name[taken] == '/' {
-                    return false;
-                }
-                taken += 1;
-            }
-        }
-        Token::One => !name.is_empty() && name[0] != '/' && match_from(rest, &name[1..]),
-        Token::Literal(c) => name.first() == Some(c) && match_from(rest, &name[1..]),
-        Token::Class { negated, ranges } => {
-            let Some(&c) = name.first() else { return false };
-            let inside = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-            inside != *negated && match_from(rest, &name[1..])
-        }
     }
 }
 
@@ -266,6 +314,10 @@ mod tests {
         assert!(m("\\*", "*"));
         assert!(m(".*", ".git"));
         assert!(!m("*.txt", "a.txt.bak"));
+        assert!(m("*", "abc") && !m("*", "a/b"));
+        assert!(m("a*", "a") && m("*c", "abc") && m("a*b*c", "a-b-b-c") && !m("a*b*c", "a-b-b-c-d"));
+        assert!(m("**x", "yx"), "a run of stars is one star");
+        assert!(m("", "") && !m("", "a"));
         for bad in ["[", "[]", "[a-", "a\\", "[-a]", "[]a]"] {
             assert!(Glob::compile(bad).is_err(), "{bad} should be refused");
         }
@@ -304,6 +356,16 @@ mod tests {
         let err = HelmIgnore::parse("ok\n**/x\n").unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("double-star"), "{err}");
         assert!(HelmIgnore::parse("[a\n").is_err());
+    }
+
+    #[test]
+    fn many_stars_match_in_linear_time() {
+        let glob = Glob::compile(&"*a".repeat(30)).unwrap();
+        let name = "a".repeat(29) + "b";
+        let started = std::time::Instant::now();
+        assert!(!glob.matches(&(name.repeat(20))));
+        assert!(glob.matches(&"a".repeat(60)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod lint;
 mod matrix;
 mod mirror;
 mod model;
+mod names;
 mod new_service;
 mod package;
 mod process;

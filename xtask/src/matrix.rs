@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::context::Context;
 use crate::lint::report::{RepoCheck, Status};
 use crate::model::Repo;
-use crate::yaml;
+use crate::names::{self, NameKind};
+use crate::yaml::{self, Seg};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -113,10 +114,21 @@ impl ServiceMatrix {
     /// Loads the matrix; `Ok(None)` when the repository has none.
     pub fn load(root: &Path, file: &str) -> Result<Option<ServiceMatrix>> {
         let path = root.join(file);
-        if !path.exists() {
+        if path.symlink_metadata().is_err() {
             return Ok(None);
         }
-        yaml::load(&path, file).map(Some)
+        crate::fsutil::inside(root, &path)?;
+        let text = yaml::read_text(&path, file)?;
+        let matrix: ServiceMatrix = yaml::parse(&text, file)?;
+        // Service names become Kubernetes names, file names of argocd/ and
+        // chart folders (`new-service`): checked here, where they are read.
+        for (index, service) in matrix.services.iter().enumerate() {
+            if let Err(message) = names::check(NameKind::Service, &service.name) {
+                let at = [Seg::Key("services"), Seg::Index(index), Seg::Key("name")];
+                return Err(yaml::error_at(&text, file, &at, message).into());
+            }
+        }
+        Ok(Some(matrix))
     }
 
     pub fn service(&self, name: &str) -> Option<&Service> {

@@ -10,11 +10,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::yaml;
+use crate::names::{self, NameKind};
+use crate::yaml::{self, Seg};
 
 /// The fields of Chart.yaml that the tool uses; others are ignored.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -127,6 +128,10 @@ pub struct Chart {
     pub meta: ChartYaml,
     pub kind: ChartKind,
     pub environments: Vec<Environment>,
+    /// Symbolic links inside the chart folder (all lead inside the
+    /// repository: a chart with any other is a [`BrokenChart`]), relative to
+    /// the repository root. `package` refuses them unless allowed.
+    pub links: Vec<String>,
 }
 
 /// A chart folder whose Chart.yaml could not be used.
@@ -149,10 +154,16 @@ pub struct Repo {
 impl Repo {
     /// Finds and reads every chart under `config.chart_dirs`.
     pub fn discover(root: &Path, config: &Config) -> Result<Repo> {
+        let root = &root.canonicalize().with_context(|| format!("cannot resolve {}", root.display()))?;
         let mut folders = Vec::new();
         for dir in &config.chart_dirs {
+            // `chart-dirs` is checked to be a relative path without `..` when
+            // xtask.toml is read; a chart directory that is a link must still
+            // lead inside the repository.
             let path = root.join(dir);
             if path.is_dir() {
+                crate::fsutil::inside(root, &path)
+                    .with_context(|| format!("{}: chart directory {dir:?}", crate::config::FILE_NAME))?;
                 find_chart_folders(&path, &mut folders)?;
             }
         }
@@ -255,12 +266,17 @@ fn find_chart_folders(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn read_chart(root: &Path, dir: &Path, rel: &str) -> Result<Chart> {
+    // Links first: Chart.yaml itself may be one, and nothing is read through
+    // a link that leads out of the repository.
+    let links = crate::fsutil::links_inside(root, dir)?;
     let shown = format!("{rel}/Chart.yaml");
-    let meta: ChartYaml = yaml::load(&dir.join("Chart.yaml"), &shown)?;
+    let text = yaml::read_text(&dir.join("Chart.yaml"), &shown)?;
+    let meta: ChartYaml = yaml::parse(&text, &shown)?;
     let name = match meta.name.as_deref() {
         Some(name) if !name.trim().is_empty() => name.to_string(),
         _ => anyhow::bail!("{shown}: required field `name` is missing"),
     };
+    check_names(root, dir, &meta, &text, &shown)?;
     let version_text = match meta.version.as_deref() {
         Some(v) if !v.trim().is_empty() => v.to_string(),
         _ => anyhow::bail!("{shown}: required field `version` is missing (a SemVer 2 version such as 1.0.0)"),
@@ -278,15 +294,54 @@ fn read_chart(root: &Path, dir: &Path, rel: &str) -> Result<Chart> {
         }
     }
     let kind = if meta.chart_type.as_deref() == Some("library") { ChartKind::Library } else { ChartKind::Application };
-    let environments = environments(root, dir, rel);
-    Ok(Chart { name, version, dir: dir.to_path_buf(), rel: rel.to_string(), meta, kind, environments })
+    let environments = environments(root, dir, rel)?;
+    Ok(Chart { name, version, dir: dir.to_path_buf(), rel: rel.to_string(), meta, kind, environments, links })
+}
+
+/// Every name of Chart.yaml that becomes a path or a reference, checked
+/// against Helm's rules, and every `file://` dependency checked to stay in
+/// the repository: refused at the value's line and column.
+fn check_names(root: &Path, dir: &Path, meta: &ChartYaml, text: &str, shown: &str) -> Result<()> {
+    let refuse =
+        |path: &[Seg<'_>], message: String| -> anyhow::Error { yaml::error_at(text, shown, path, message).into() };
+    if let Some(name) = &meta.name {
+        names::check(NameKind::Chart, name).map_err(|m| refuse(&[Seg::Key("name")], m))?;
+    }
+    for (index, dep) in meta.dependencies.iter().enumerate() {
+        let at = |key| [Seg::Key("dependencies"), Seg::Index(index), Seg::Key(key)];
+        names::check(NameKind::Chart, &dep.name).map_err(|m| refuse(&at("name"), format!("dependency: {m}")))?;
+        if let Some(alias) = &dep.alias {
+            names::check(NameKind::Alias, alias).map_err(|m| refuse(&at("alias"), m))?;
+        }
+        if let Some(version) = &dep.version {
+            names::check_version_text(version.trim())
+                .map_err(|m| refuse(&at("version"), format!("dependency {:?}: {m}", dep.name)))?;
+        }
+        if let Some(path) = dep.file_path() {
+            // A folder that does not exist is the graph's to report; one
+            // that exists must not lie outside the repository.
+            if let Ok(target) = dir.join(path).canonicalize() {
+                if !target.starts_with(root) {
+                    return Err(refuse(
+                        &at("repository"),
+                        format!(
+                            "dependency {:?}: file://{path} leads to {}, outside the repository",
+                            dep.name,
+                            target.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `values-<env>.yaml` files beside `values.yaml` are the chart's environments
 /// (the design document's level 3), and so is each `ci/<name>-values.yaml`
 /// (as `ci/<name>`); a chart without any is checked once with its defaults,
 /// as the environment `default`.
-fn environments(_root: &Path, dir: &Path, rel: &str) -> Vec<Environment> {
+fn environments(_root: &Path, dir: &Path, rel: &str) -> Result<Vec<Environment>> {
     let mut envs = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.filter_map(|e| e.ok()) {
@@ -309,10 +364,18 @@ fn environments(_root: &Path, dir: &Path, rel: &str) -> Vec<Environment> {
     // chart-testing's convention: each `ci/*-values.yaml` is one more
     // environment, and like `ct lint` the defaults alone are then not checked.
     envs.extend(crate::ct::ci_environments(dir, rel));
+    // An environment's name becomes folder and file names of the work folder
+    // (and a namespace), so it follows the same rule as every other name.
+    for env in &envs {
+        let name = env.name.strip_prefix("ci/").unwrap_or(&env.name);
+        if let Err(message) = names::check(NameKind::Environment, name) {
+            anyhow::bail!("{}: {message}", env.values_files.join(", "));
+        }
+    }
     if envs.is_empty() {
         envs.push(Environment { name: DEFAULT_ENV.to_string(), values_files: Vec::new() });
     }
-    envs
+    Ok(envs)
 }
 
 /// An application chart that depends (through `file://` or in-repo

@@ -75,7 +75,9 @@ impl<'a> Stager<'a> {
     /// Stages one chart. Its `file://` dependencies must have been staged
     /// first (the scheduler runs charts in topological order).
     pub fn stage(&self, repo: &Repo, chart: &Chart) -> Result<PathBuf> {
-        let staged = self.staged_dir(chart);
+        // Chart names are checked where Chart.yaml is read; this is the
+        // second line, where the name becomes a folder.
+        let staged = fsutil::join_inside(&self.ctx.work_dir.join("stage"), &chart.name)?;
         // The chart's own entries, mirrored; `charts/` is rebuilt below, and
         // Chart.lock is only read by `helm dependency build`, which staging
         // replaces.
@@ -110,9 +112,14 @@ impl<'a> Stager<'a> {
             } else if let Some(repository) = dep.remote_repository() {
                 let version = dep.version.clone().unwrap_or_default();
                 let archive_name = format!("{}-{}.tgz", dep.name, version);
-                let archive = if vendored.join(&archive_name).is_file() {
-                    // A vendored archive of exactly this version wins: no network.
-                    vendored.join(&archive_name)
+                let vendored_archive = fsutil::join_inside(&vendored, &archive_name)?;
+                let archive = if vendored_archive.is_file() {
+                    // A vendored archive of exactly this version wins: no
+                    // network. It came with the pull request: read it as
+                    // untrusted, like a pulled one.
+                    crate::package::archive::check_untrusted(&vendored_archive)
+                        .with_context(|| format!("{}: dependency {}", chart.rel, dep.name))?;
+                    vendored_archive
                 } else {
                     self.fetch(chart, dep, repository)?
                 };
@@ -156,7 +163,7 @@ impl<'a> Stager<'a> {
         }
         let exact = semver::Version::parse(version.trim_start_matches('v')).is_ok();
         let folder = self.ctx.cache_dir.join("charts").join(&fsutil::sha256_hex(source.effective.as_bytes())[..16]);
-        let cached = folder.join(format!("{}-{}.tgz", dep.name, version.trim_start_matches('v')));
+        let cached = fsutil::join_inside(&folder, format!("{}-{}.tgz", dep.name, version.trim_start_matches('v')))?;
         if exact && cached.is_file() {
             self.remember(key, &cached);
             return Ok(cached);
@@ -199,6 +206,10 @@ impl<'a> Stager<'a> {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|x| x == "tgz"))
             .with_context(|| format!("helm pull of {name} {version} from {effective} wrote no archive"))?;
+        // What a registry or mirror serves is untrusted: checked before it
+        // enters the cache, so a cached archive was always checked once.
+        crate::package::archive::check_untrusted(&pulled)
+            .with_context(|| format!("{}/Chart.yaml: dependency {name} {version} from {effective}", chart.rel))?;
         let final_path = if exact { cached.clone() } else { folder.join(pulled.file_name().unwrap_or_default()) };
         std::fs::rename(&pulled, &final_path)
             .with_context(|| format!("cannot move the pulled archive to {}", final_path.display()))?;

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use yaml_serde::Value;
 
 /// The file `ct` finds in the current folder (the repository root, where CI runs it).
@@ -124,9 +124,35 @@ impl CtConfig {
             return Ok(None);
         }
         let shown = crate::model::relative(root, &path);
+        if explicit.is_none() {
+            // The ct.yaml of the checkout is a pull request's to change.
+            crate::fsutil::inside(root, &path)?;
+        }
         let text = crate::yaml::read_text(&path, &shown)?;
         let base = path.parent().unwrap_or(root);
-        CtConfig::parse(&text, &shown, root, base).map(Some)
+        let config = CtConfig::parse(&text, &shown, root, base)?;
+        config.check_inside(root)?;
+        Ok(Some(config))
+    }
+
+    /// The folders and files ct.yaml names are read by the tool and by
+    /// yamllint and yamale: refused unless they lie inside the repository,
+    /// so a pull request cannot have another file of the runner read (and
+    /// quoted in an error message).
+    fn check_inside(&self, root: &Path) -> Result<()> {
+        for dir in &self.chart_dirs {
+            crate::config::check_relative(dir).map_err(|m| anyhow::anyhow!("{}: chart-dirs: {m}", self.file))?;
+        }
+        let root = root.canonicalize().with_context(|| format!("cannot resolve {}", root.display()))?;
+        for (key, file) in [("lint-conf", &self.lint_conf), ("chart-yaml-schema", &self.chart_yaml_schema)] {
+            if let Some(file) = file {
+                let real = file.canonicalize().unwrap_or_else(|_| file.clone());
+                if !real.starts_with(&root) {
+                    anyhow::bail!("{}: {key}: {} is outside the repository: refused", self.file, real.display());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Parses the text of a ct configuration file. Relative paths in

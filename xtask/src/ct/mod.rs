@@ -228,11 +228,11 @@ struct CtChartYaml {
 
 fn chart_yaml(dir: &Path) -> Option<CtChartYaml> {
     let text = std::fs::read_to_string(dir.join("Chart.yaml")).ok()?;
-    yaml_serde::from_str(&text).ok()
+    crate::yaml::parse(&text, "Chart.yaml").ok()
 }
 
 fn version_in(text: &str) -> Result<String, String> {
-    let meta: CtChartYaml = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+    let meta: CtChartYaml = crate::yaml::parse(text, "Chart.yaml").map_err(|e| e.message)?;
     Ok(match meta.version {
         Some(yaml_serde::Value::String(s)) => s,
         Some(yaml_serde::Value::Number(n)) => n.to_string(),

@@ -140,6 +140,25 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     // 4. Compare and print.
     let mut charts = Vec::new();
     let mut ok = true;
+    // A chart of the working tree that cannot be read (refused input, a
+    // broken Chart.yaml) and that the change touches, or that was asked
+    // for, fails the diff with its reason: it has nothing to render.
+    for broken in &head.repo.broken {
+        let touched = changed_files.iter().any(|f| f.starts_with(&format!("{}/", broken.rel)));
+        if touched || args.charts.contains(&broken.name) {
+            ok = false;
+            charts.push(ChartReport {
+                chart: broken.name.clone(),
+                environments: vec![EnvReport {
+                    environment: crate::model::DEFAULT_ENV.to_string(),
+                    status: Status::Failed,
+                    error: Some(format!("working tree: {}", broken.error)),
+                    objects: Vec::new(),
+                    chart_label_only: 0,
+                }],
+            });
+        }
+    }
     for name in &names {
         let mut environments = Vec::new();
         for env in envs.get(name).into_iter().flatten() {

@@ -47,8 +47,10 @@ pub fn parse_render(rendered: &str, chart: &str) -> Result<Vec<Object>, String> 
     for (owner, text) in crate::helm::split_by_chart(rendered, chart) {
         for (index, document) in crate::helm::split_documents(&text).into_iter().enumerate() {
             let template = document.lines().find_map(|l| l.strip_prefix("# Source: ")).unwrap_or("?").to_string();
-            let value: yaml_serde::Value = yaml_serde::from_str(&document)
-                .map_err(|err| format!("{template}: the rendered document is not YAML: {err}"))?;
+            // A template can print anything, 100,000 nested brackets too:
+            // read through the bounded parser.
+            let value: yaml_serde::Value = crate::yaml::parse(&document, &template)
+                .map_err(|err| format!("{template}: the rendered document is not YAML: {}", err.reason()))?;
             let body = to_plain(value);
             if body.is_null() {
                 continue;

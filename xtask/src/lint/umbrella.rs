@@ -828,8 +828,8 @@ fn shard_docs(output: &str) -> Result<Vec<Doc>, String> {
             #[serde(default)]
             annotations: Option<BTreeMap<String, yaml_serde::Value>>,
         }
-        let head: Head =
-            yaml_serde::from_str(body).map_err(|e| format!("{}: cannot read the manifest head: {e}", record.source))?;
+        let head: Head = crate::yaml::parse(body, &record.source)
+            .map_err(|e| format!("{}: cannot read the manifest head: {}", record.source, e.reason()))?;
         if head.metadata.and_then(|m| m.annotations).is_some_and(|a| a.contains_key("helm.sh/hook")) {
             return Err(format!("{} is a hook", record.source));
         }

@@ -157,6 +157,7 @@ fn run_inner(args: Args, ctx: &Context) -> Result<()> {
         );
     }
     check_usable(&repo, &graph, &selected)?;
+    check_no_links(ctx, &repo, &graph, &selected)?;
     let order: Vec<usize> = graph.topological().into_iter().filter(|i| selected.contains(i)).collect();
 
     // Version discipline covers the selected charts and the repository charts
@@ -331,6 +332,30 @@ fn check_usable(repo: &Repo, graph: &ChartGraph, selected: &BTreeSet<usize>) -> 
     anyhow::bail!(
         "cannot package: the dependency graph of the selected charts is broken, nothing was written\n{}\nfix: correct the Chart.yaml files named above (`cargo xtask lint` reports the same)",
         problems.join("\n")
+    )
+}
+
+/// Refuses to package a chart that holds a symbolic link, unless
+/// `[package] allow-symlinks` says so: Helm's archive carries the bytes the
+/// link leads to, not the link, so what is published is not what the
+/// repository shows. (Links out of the repository are refused for every
+/// command, when the chart is read.)
+fn check_no_links(ctx: &Context, repo: &Repo, graph: &ChartGraph, selected: &BTreeSet<usize>) -> Result<()> {
+    if ctx.config.package.allow_symlinks {
+        return Ok(());
+    }
+    let links: Vec<String> = graph
+        .with_dependencies(selected)
+        .iter()
+        .flat_map(|&i| repo.charts[i].links.iter().map(move |link| format!("  {}: {link}", repo.charts[i].name)))
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "cannot package: {} symbolic link(s) in the charts of this release, nothing was written\n{}\nfix: replace each link by the file it leads to, or set `[package] allow-symlinks = true` in xtask.toml",
+        links.len(),
+        links.join("\n")
     )
 }
 
