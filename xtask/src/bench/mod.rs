@@ -20,6 +20,7 @@
 //! whatever else runs on it.
 
 mod baseline;
+mod hostile;
 pub mod measure;
 pub mod synth;
 mod vs_ct;
@@ -59,6 +60,10 @@ pub struct Args {
     /// times and ratio [default size: 50 services].
     #[arg(long)]
     pub vs_ct: bool,
+    /// Measure how fast hostile files (100,000 nested brackets in the matrix
+    /// and a values file) are refused, against a clean lint.
+    #[arg(long)]
+    pub hostile: bool,
 }
 
 /// The reference scenarios that run inside a child of the benchmark.
@@ -130,6 +135,9 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     let kube_versions = crate::config::Config::default().kube_versions;
     if let Some(reference) = args.scenario {
         return run_reference(reference, ctx, &kube_versions);
+    }
+    if args.hostile {
+        return hostile::run(ctx);
     }
     if args.vs_ct {
         let sizes = if args.charts.is_empty() { vec![50] } else { args.charts.clone() };

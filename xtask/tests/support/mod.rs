@@ -192,6 +192,12 @@ impl TestRegistry {
         &self.host
     }
 
+    /// The registry's storage folder: every blob pushed to it, as files.
+    /// Added by the security engineer for `tests/hostile.rs`.
+    pub fn storage(&self) -> PathBuf {
+        self._dir.path().join("storage")
+    }
+
     fn answers(&self) -> bool {
         use std::io::{Read, Write};
         let Ok(mut stream) = std::net::TcpStream::connect(&self.host) else { return false };
