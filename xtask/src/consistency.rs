@@ -4,7 +4,7 @@
 //! GitOps files and the runtime diagram); the charts are what is deployed.
 //! Nothing forces the two to agree, so this module compares them and reports
 //! every disagreement, each naming the service, the file and both values.
-//! It runs as part of `cargo xtask lint` (through `crate::matrix::check`).
+//! It runs as part of `cargo xtask lint` (through [`check_repository`]).
 //!
 //! What is compared, and why:
 //! - inventory: every matrix service has a chart of this repository or is a
@@ -42,8 +42,33 @@ use std::collections::{BTreeMap, BTreeSet};
 use yaml_serde::Value;
 
 use crate::context::Context;
+use crate::lint::report::{RepoCheck, Status};
 use crate::matrix::{scalar_text, Service, ServiceMatrix};
 use crate::model::{Chart, ChartKind, Repo};
+
+/// The repository-level checks lint runs: the matrix on its own, then the
+/// matrix against the charts.
+pub fn check_repository(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
+    let file = ctx.config.service_matrix.clone();
+    let matrix = match ServiceMatrix::load(&ctx.root, &file) {
+        Ok(Some(matrix)) => matrix,
+        Ok(None) => return Vec::new(),
+        Err(err) => {
+            return vec![RepoCheck {
+                check: "service-matrix".into(),
+                file,
+                status: Status::Failed,
+                message: format!("{err:#}"),
+            }];
+        }
+    };
+    let mut problems = matrix.problems(&file);
+    if problems.is_empty() {
+        problems.extend(check(ctx, repo, &matrix, &file));
+    }
+    let status = Status::from_ok(problems.is_empty());
+    vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }]
+}
 
 /// Every disagreement, each naming the service, the file and both values.
 pub fn check(ctx: &Context, repo: &Repo, matrix: &ServiceMatrix, file: &str) -> Vec<String> {

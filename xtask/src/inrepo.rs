@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::model::Repo;
-use crate::package::version::{check_constraint, Constraint};
+use crate::versions::{check_constraint, Constraint};
 
 /// Marks every remote dependency that a chart of the repository satisfies
 /// (see the module docs). Does nothing when the setting is off.

@@ -37,6 +37,7 @@ mod registry;
 mod stage;
 mod tools;
 mod values;
+mod versions;
 mod yaml;
 
 use std::path::PathBuf;

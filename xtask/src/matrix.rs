@@ -13,9 +13,6 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 use serde::{Deserialize, Serialize};
 
-use crate::context::Context;
-use crate::lint::report::{RepoCheck, Status};
-use crate::model::Repo;
 use crate::names::{self, NameKind};
 use crate::yaml::{self, Seg};
 
@@ -183,28 +180,4 @@ impl ServiceMatrix {
     pub fn edges(&self) -> Vec<(String, String)> {
         self.services.iter().flat_map(|s| s.dependencies.iter().map(move |d| (s.name.clone(), d.clone()))).collect()
     }
-}
-
-/// The repository-level checks lint runs: the matrix on its own, then the
-/// matrix against the charts.
-pub fn check(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
-    let file = ctx.config.service_matrix.clone();
-    let matrix = match ServiceMatrix::load(&ctx.root, &file) {
-        Ok(Some(matrix)) => matrix,
-        Ok(None) => return Vec::new(),
-        Err(err) => {
-            return vec![RepoCheck {
-                check: "service-matrix".into(),
-                file,
-                status: Status::Failed,
-                message: format!("{err:#}"),
-            }];
-        }
-    };
-    let mut problems = matrix.problems(&file);
-    if problems.is_empty() {
-        problems.extend(crate::consistency::check(ctx, repo, &matrix, &file));
-    }
-    let status = Status::from_ok(problems.is_empty());
-    vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }]
 }

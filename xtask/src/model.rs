@@ -363,7 +363,7 @@ fn environments(_root: &Path, dir: &Path, rel: &str) -> Result<Vec<Environment>>
     envs.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
     // chart-testing's convention: each `ci/*-values.yaml` is one more
     // environment, and like `ct lint` the defaults alone are then not checked.
-    envs.extend(crate::ct::ci_environments(dir, rel));
+    envs.extend(ci_environments(dir, rel));
     // An environment's name becomes folder and file names of the work folder
     // (and a namespace), so it follows the same rule as every other name.
     for env in &envs {
@@ -376,6 +376,30 @@ fn environments(_root: &Path, dir: &Path, rel: &str) -> Result<Vec<Environment>>
         envs.push(Environment { name: DEFAULT_ENV.to_string(), values_files: Vec::new() });
     }
     Ok(envs)
+}
+
+/// Environments of a chart's `ci/*-values.yaml` files (ct's convention),
+/// named `ci/<name>` after `ci/<name>-values.yaml`, in file name order (ct's
+/// glob order).
+pub fn ci_environments(dir: &Path, rel: &str) -> Vec<Environment> {
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("ci"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with("-values.yaml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let stem = file.trim_end_matches("-values.yaml");
+            Environment { name: format!("ci/{stem}"), values_files: vec![format!("{rel}/ci/{file}")] }
+        })
+        .collect()
 }
 
 /// An application chart that depends (through `file://` or in-repo

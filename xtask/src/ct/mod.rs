@@ -18,7 +18,7 @@
 //!
 //! ct then runs `helm lint` once per ci values file (or once with the
 //! defaults when there is none); here those are the chart's environments
-//! ([`ci_environments`]) and go through the batched engine like any other.
+//! ([`crate::model::ci_environments`]) and go through the batched engine like any other.
 //! ct stops a chart at its first failing check; the xtask runs them all and
 //! reports every failure, so the verdict per chart is the same and the report
 //! says more. yamale and yamllint are the real PyPI packages, run for all
@@ -36,35 +36,11 @@ use anyhow::Result;
 
 use crate::context::Context;
 use crate::lint::report::{Status, StepResult};
-use crate::model::{BrokenChart, Environment, Repo};
+use crate::model::{BrokenChart, Repo};
 use crate::stage::Stager;
 use crate::tools::chart_testing::PythonTools;
 use crate::tools::Tool;
 pub use config::CtConfig;
-
-/// Environments of a chart's `ci/*-values.yaml` files (ct's convention),
-/// named `ci/<name>` after `ci/<name>-values.yaml`, in file name order (ct's
-/// glob order).
-pub fn ci_environments(dir: &Path, rel: &str) -> Vec<Environment> {
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("ci"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with("-values.yaml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .into_iter()
-        .map(|file| {
-            let stem = file.trim_end_matches("-values.yaml");
-            Environment { name: format!("ci/{stem}"), values_files: vec![format!("{rel}/ci/{file}")] }
-        })
-        .collect()
-}
 
 /// The repository's chart-testing setup, once its configuration is read.
 #[derive(Debug, Clone)]
@@ -468,7 +444,7 @@ mod tests {
         for file in ["b-values.yaml", "a-values.yaml", "notes.yaml"] {
             std::fs::write(dir.path().join("ci").join(file), "x: 1\n").unwrap();
         }
-        let envs = ci_environments(dir.path(), "charts/x");
+        let envs = crate::model::ci_environments(dir.path(), "charts/x");
         let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, vec!["ci/a", "ci/b"]);
         assert_eq!(envs[0].values_files, vec!["charts/x/ci/a-values.yaml"]);

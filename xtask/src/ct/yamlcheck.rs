@@ -49,7 +49,7 @@ pub struct Found {
 fn yamllint_files(repo: &Repo, index: usize) -> Vec<String> {
     let chart = &repo.charts[index];
     let mut files = vec![format!("{}/Chart.yaml", chart.rel), format!("{}/values.yaml", chart.rel)];
-    for env in crate::ct::ci_environments(&chart.dir, &chart.rel) {
+    for env in crate::model::ci_environments(&chart.dir, &chart.rel) {
         files.extend(env.values_files);
     }
     files

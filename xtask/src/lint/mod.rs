@@ -118,7 +118,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
 
-    let repository_checks = crate::matrix::check(ctx, &repo);
+    let repository_checks = crate::consistency::check_repository(ctx, &repo);
     let _work_lock = crate::fsutil::lock_folder(&ctx.work_dir)?;
     let tools = crate::tools::ensure(ctx, &kube_versions)?;
     let ct = match &ct {
