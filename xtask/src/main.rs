@@ -1,51 +1,25 @@
 //! `cargo xtask`: the Robot-Shop chart monorepo's orchestrator.
 //!
 //! A flat dispatcher: parse flags, build one [`Context`], run the subcommand.
-//! Each command lives in its own module with a `run` function; see the
-//! README's map for where each concern lives.
+//! Below it the crate is four layers, each a folder, importing one way
+//! (`xtask/tests/tidy.rs` holds it): `ops` (the work of each command and the
+//! engines they share) -> `exec` (tool processes) -> `core` (the model) ->
+//! `util` (files, YAML, exit codes).
 
-mod affected;
-mod bench;
-mod bump;
-mod cache;
-mod ci_matrix;
-mod config;
-mod consistency;
-mod context;
-mod ct;
-mod diff;
-mod exit;
-mod explain;
-mod fsutil;
-mod git;
-mod gitops;
-mod graph;
-mod graph_cmd;
-mod helm;
-mod helmignore;
-mod inrepo;
-mod kubeconform;
-mod lint;
-mod matrix;
-mod mirror;
-mod model;
-mod names;
-mod new_service;
-mod package;
-mod process;
-mod registry;
-mod stage;
-mod tools;
-mod values;
-mod versions;
-mod yaml;
+mod core;
+mod exec;
+mod ops;
+mod util;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::context::{Context, Format};
+use crate::core::context::{Context, Format};
+use crate::exec::{process, tools};
+use crate::ops::{bench, bump, ci_matrix, diff, explain, gitops, graph_cmd, lint, mirror, new_service, package};
+use crate::util::exit;
 
 /// Lint, render, validate, version and publish a monorepo of Helm charts.
 #[derive(Debug, Parser)]

@@ -203,7 +203,7 @@ fn workflow_passes_actionlint() {
         "fromJSON(needs.plan.outputs.matrix)",
         "cargo xtask lint --chart \"$CHART\"",
         "CHART: ${{ matrix.chart }}",
-        "hashFiles('xtask/src/tools/pins.toml')",
+        "hashFiles('xtask/src/exec/tools/pins.toml')",
         "~/.cache/robot-shop-xtask",
         "target/xtask/cache",
         "registry login",

@@ -95,10 +95,10 @@ pub fn parse_tools(stdout: &str) -> Tools {
     }
 }
 
-/// A tool's pinned version, read from `xtask/src/tools/pins.toml` so tests
+/// A tool's pinned version, read from `xtask/src/exec/tools/pins.toml` so tests
 /// follow an upgrade without edits.
 pub fn pinned(tool: &str) -> String {
-    let pins = include_str!("../../src/tools/pins.toml");
+    let pins = include_str!("../../src/exec/tools/pins.toml");
     let header = format!("[{tool}]");
     let mut in_table = false;
     for line in pins.lines().map(str::trim) {

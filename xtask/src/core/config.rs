@@ -1,0 +1,179 @@
+//! Repository configuration: `xtask.toml` at the repository root, overridden
+//! by command-line flags.
+//!
+//! The file is optional, so the engine works on any Helm monorepo with the
+//! defaults (`--root DIR`). Tool version pins are not here: they belong to the
+//! tool, not to the repository it checks (see `tools/pins.toml`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The name of the optional configuration file at the repository root.
+pub const FILE_NAME: &str = "xtask.toml";
+
+/// Settings read from `xtask.toml`; every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Folders (relative to the root) searched for charts.
+    #[serde(default = "default_chart_dirs", deserialize_with = "relative_paths")]
+    pub chart_dirs: Vec<String>,
+    /// Kubernetes versions every render is validated against (X.Y.Z).
+    #[serde(default = "default_kube_versions")]
+    pub kube_versions: Vec<String>,
+    /// Release name used for every render, so that output does not depend on
+    /// whether a chart was rendered alone or in a batch.
+    #[serde(default = "default_release_name", deserialize_with = "release_name")]
+    pub release_name: String,
+    /// Dependency repositories to fetch from somewhere else: `FROM = "TO"`.
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, String>,
+    /// The service inventory, relative to the root; absent file = no matrix checks.
+    #[serde(default = "default_matrix", deserialize_with = "relative_path")]
+    pub service_matrix: String,
+    /// Resolve a remote dependency whose name and version match a chart of
+    /// the repository to that chart (see `inrepo.rs`); `false` pulls it.
+    #[serde(default = "default_true")]
+    pub in_repo_dependencies: bool,
+    /// How charts are packaged.
+    #[serde(default)]
+    pub package: PackageConfig,
+}
+
+/// `[package]` in xtask.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PackageConfig {
+    /// Package charts that hold symbolic links (inside the repository).
+    /// Off by default: Helm's archive carries the bytes a link leads to,
+    /// not the link, so a link in a chart publishes another file's content.
+    #[serde(default)]
+    pub allow_symlinks: bool,
+}
+
+/// A path from xtask.toml that is joined onto the root: relative, without
+/// `..`, so the file can only name places inside the repository.
+fn relative_path<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let path = String::deserialize(de)?;
+    check_relative(&path).map_err(serde::de::Error::custom)?;
+    Ok(path)
+}
+
+fn relative_paths<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let paths = Vec::<String>::deserialize(de)?;
+    for path in &paths {
+        check_relative(path).map_err(serde::de::Error::custom)?;
+    }
+    Ok(paths)
+}
+
+pub fn check_relative(path: &str) -> Result<(), String> {
+    let p = Path::new(path);
+    let plain = p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+    if path.is_empty() || !plain {
+        return Err(format!("{path:?} must be a path inside the repository (relative, without ..)"));
+    }
+    Ok(())
+}
+
+fn release_name<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let name = String::deserialize(de)?;
+    crate::core::names::check(crate::core::names::NameKind::Release, &name).map_err(serde::de::Error::custom)?;
+    Ok(name)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            chart_dirs: default_chart_dirs(),
+            kube_versions: default_kube_versions(),
+            release_name: default_release_name(),
+            mirrors: BTreeMap::new(),
+            service_matrix: default_matrix(),
+            in_repo_dependencies: true,
+            package: PackageConfig::default(),
+        }
+    }
+}
+
+fn default_chart_dirs() -> Vec<String> {
+    vec!["charts".into(), "helm".into()]
+}
+
+/// The newest Kubernetes the pinned schema package knows, and one a year older.
+fn default_kube_versions() -> Vec<String> {
+    vec!["1.37.0".into(), "1.36.0".into()]
+}
+
+fn default_release_name() -> String {
+    "robot-shop".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_matrix() -> String {
+    "service-matrix.yaml".into()
+}
+
+impl Config {
+    /// Loads `<root>/xtask.toml` if it exists, else the defaults.
+    pub fn load(root: &Path) -> Result<Config> {
+        let path = root.join(FILE_NAME);
+        if path.symlink_metadata().is_err() {
+            return Ok(Config::default());
+        }
+        // A pull request controls this file: a link out of the repository is
+        // refused like any other hostile input (a failed check, exit 1).
+        crate::util::fs::inside(root, &path)?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{FILE_NAME}: cannot read file"))?;
+        toml::from_str(&text)
+            .map_err(|err| crate::util::exit::UsageError(format!("{FILE_NAME}: {}", err.to_string().trim_end())).into())
+    }
+}
+
+/// Parses `FROM=TO` mirror flags.
+pub fn parse_mirror(flag: &str) -> Result<(String, String)> {
+    match flag.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+            Ok((from.trim_end_matches('/').to_string(), to.trim_end_matches('/').to_string()))
+        }
+        _ => crate::util::exit::usage(format!(
+            "--mirror {flag:?}: expected FROM=TO, e.g. oci://charts.example/bitnamicharts=oci://127.0.0.1:5000/bitnamicharts"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> String {
+        match toml::from_str::<Config>(text) {
+            Ok(_) => String::new(),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn paths_and_names_from_the_file_stay_inside() {
+        assert_eq!(parse("chart-dirs = [\"charts\", \"helm/sub\"]\nrelease-name = \"shop\"\n"), "");
+        for (text, line) in [
+            ("chart-dirs = [\"charts\", \"../../outside\"]\n", 1),
+            ("\nservice-matrix = \"/etc/passwd\"\n", 2),
+            ("release-name = \"../x\"\n", 1),
+        ] {
+            let err = parse(text);
+            assert!(
+                err.contains(&format!("line {line}")) && err.contains("not allowed")
+                    || err.contains("inside the repository"),
+                "{err}"
+            );
+        }
+        assert!(parse("[package]\nallow-symlinks = true\n").is_empty());
+    }
+}

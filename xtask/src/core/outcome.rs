@@ -1,0 +1,108 @@
+//! Outcomes: the verdict of a chart, of one of its steps, and of a
+//! repository-level check. Every check (lint's, chart-testing's, the
+//! matrix's) speaks in these types, and the reports print them.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Status of a chart or a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+    Skipped,
+    Cached,
+}
+
+impl Status {
+    /// `Ok` when a check passed, `Failed` when it did not.
+    pub fn from_ok(ok: bool) -> Status {
+        if ok {
+            Status::Ok
+        } else {
+            Status::Failed
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Cached => "cached",
+        }
+    }
+}
+
+/// One step of one chart: `dependencies`, `values`, `lint`, `render`,
+/// `validate`, `graph`, `templates`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    pub step: String,
+    /// The environment (`default` for charts without values-<env>.yaml).
+    pub env: Option<String>,
+    /// The Kubernetes version for render and validate steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_version: Option<String>,
+    pub status: Status,
+    /// Wall time of the tool call that produced this verdict; a batched call
+    /// is shared by every chart in the batch.
+    pub duration_ms: u64,
+    pub message: String,
+}
+
+impl StepResult {
+    pub fn new(
+        step: &str,
+        env: Option<&str>,
+        kube: Option<&str>,
+        status: Status,
+        duration: Duration,
+        message: impl Into<String>,
+    ) -> Self {
+        StepResult {
+            step: step.to_string(),
+            env: env.map(str::to_string),
+            kube_version: kube.map(str::to_string),
+            status,
+            duration_ms: duration.as_millis() as u64,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything known about one chart after the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartResult {
+    pub name: String,
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: Status,
+    /// The content-addressed cache key (absent for charts that could not be keyed).
+    pub cache_key: Option<String>,
+    /// Which batch (tool invocation group) checked it; charts of one batch
+    /// share helm and kubeconform processes.
+    pub batch: Option<usize>,
+    /// Milliseconds since the run started, when its checks started and ended.
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    pub steps: Vec<StepResult>,
+}
+
+impl ChartResult {
+    pub fn failed(&self) -> bool {
+        self.status == Status::Failed
+    }
+}
+
+/// A repository-level check that belongs to no single chart (the service matrix).
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoCheck {
+    pub check: String,
+    pub file: String,
+    pub status: Status,
+    pub message: String,
+}

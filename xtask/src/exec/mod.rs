@@ -1,0 +1,9 @@
+//! Running tools: every child process (helm, kubeconform, git, the
+//! registry) and the pinned tools themselves. Imports `core` and `util`.
+
+pub mod git;
+pub mod helm;
+pub mod kubeconform;
+pub mod process;
+pub mod registry;
+pub mod tools;

@@ -1,0 +1,155 @@
+//! Running external tools (helm, kubeconform, git, go).
+//!
+//! Every child process goes through [`run`], which:
+//! - captures stdout and stderr, so parallel steps never interleave their logs;
+//! - counts processes started (the benchmark reports it: on two cores the
+//!   number of processes matters more than parallelism);
+//! - remembers running children so Ctrl-C or SIGTERM stops all of them
+//!   instead of leaving orphans that keep writing files.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// The result of one finished child process.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// How the command is shown to people: program and arguments.
+    pub display: String,
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+impl Finished {
+    /// stdout and stderr together, trimmed, for error messages.
+    pub fn combined(&self) -> String {
+        let mut text = String::new();
+        for part in [self.stdout.trim(), self.stderr.trim()] {
+            if !part.is_empty() {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(part);
+            }
+        }
+        text
+    }
+}
+
+/// How many child processes this process has started so far.
+pub fn started() -> usize {
+    STARTED.load(Ordering::Relaxed)
+}
+
+/// True once Ctrl-C or SIGTERM was received; long loops check it.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Installs the Ctrl-C / SIGTERM handler: stop every running child, then exit
+/// 130. Files are only ever written through a temporary name and renamed into
+/// place ([`crate::util::fs::write_atomic`]), so stopping here leaves nothing
+/// half-written.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        let pids: Vec<u32> = RUNNING.lock().map(|r| r.iter().copied().collect()).unwrap_or_default();
+        for pid in pids {
+            // SAFETY: kill(2) with a pid we started and have not reaped yet.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        eprintln!("interrupted: stopped {} running tool process(es)", RUNNING.lock().map(|r| r.len()).unwrap_or(0));
+        std::process::exit(130);
+    });
+}
+
+/// Registers a child started outside [`run`] (the benchmark starts the xtask
+/// itself and reaps it with `wait4` to read its peak memory) so that Ctrl-C
+/// or SIGTERM stops it too. The child is not counted as a tool process.
+/// Dropping the guard unregisters it.
+pub fn track(pid: u32) -> Tracked {
+    if let Ok(mut running) = RUNNING.lock() {
+        running.insert(pid);
+    }
+    Tracked(pid)
+}
+
+/// Returned by [`track`]; unregisters the child when dropped.
+pub struct Tracked(u32);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.remove(&self.0);
+        }
+    }
+}
+
+/// Runs a command built with `xshell::cmd!`, optionally feeding `stdin`, and
+/// waits for it. A command that cannot be started at all is an error; a
+/// command that runs and fails is a [`Finished`] with `success == false`.
+pub fn run(cmd: xshell::Cmd<'_>, stdin: Option<&[u8]>) -> Result<Finished> {
+    let display = cmd.to_string();
+    let mut command: Command = cmd.into();
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    if interrupted() {
+        anyhow::bail!("interrupted before `{display}` started");
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("cannot start `{display}`"))?;
+    STARTED.fetch_add(1, Ordering::Relaxed);
+    let pid = child.id();
+    if let Ok(mut running) = RUNNING.lock() {
+        running.insert(pid);
+    }
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // Feed stdin from a thread so a child that writes a lot before reading
+        // everything cannot deadlock against us.
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    let output = child.wait_with_output();
+    if let Ok(mut running) = RUNNING.lock() {
+        running.remove(&pid);
+    }
+    let output = output.with_context(|| format!("lost track of `{display}`"))?;
+    Ok(Finished {
+        display,
+        success: output.status.success(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        duration: started.elapsed(),
+    })
+}
+
+/// Like [`run`], but a failing command is an error carrying its output.
+pub fn run_ok(cmd: xshell::Cmd<'_>, stdin: Option<&[u8]>) -> Result<Finished> {
+    let finished = run(cmd, stdin)?;
+    if !finished.success {
+        anyhow::bail!(
+            "`{}` failed (exit {}):\n{}",
+            finished.display,
+            finished.code.map_or("signal".to_string(), |c| c.to_string()),
+            finished.combined()
+        );
+    }
+    Ok(finished)
+}

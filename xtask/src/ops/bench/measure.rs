@@ -1,0 +1,166 @@
+//! Measuring one benchmark scenario: wall time and peak memory of a child
+//! process tree, and a description of the machine the numbers come from.
+//!
+//! Every scenario runs as a child process (the xtask itself, or this binary
+//! in its hidden baseline/floor mode) that the benchmark reaps with
+//! `wait4(2)`. On Linux the `rusage` that `wait4` returns for a child holds
+//! in `ru_maxrss` the largest resident set of that child *and of every
+//! descendant it waited for* (the kernel folds reaped children's `maxrss`
+//! into their parent's). So "peak memory" is the peak of the biggest single
+//! process of the scenario (the xtask, or the largest helm or kubeconform it
+//! ran), not the sum of processes running at the same moment: with two
+//! workers the true machine-wide peak can be up to about twice that.
+//! `getrusage(RUSAGE_CHILDREN)` would give the same kind of number but only
+//! as a high-water mark over all scenarios of the run, which is why each
+//! scenario is reaped on its own instead.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+/// What one finished scenario process cost.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub wall: Duration,
+    /// User plus system CPU time of the process and every descendant it
+    /// waited for: the work done, which other load on the machine changes
+    /// far less than it changes wall time.
+    pub cpu: Duration,
+    /// Peak resident set size in KiB (see the module docs for what it covers).
+    pub peak_rss_kib: u64,
+    /// Exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to the end with stdout and stderr captured, and measures it.
+pub fn run(mut command: Command) -> Result<Measured> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let shown = format!("{command:?}");
+    let started = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("cannot start {shown}"))?;
+    let pid = child.id();
+    let _tracked = crate::exec::process::track(pid);
+    // Drain both pipes while the child runs: a child that fills a pipe
+    // nobody reads would block forever.
+    let out = child.stdout.take().map(drain);
+    let err = child.stderr.take().map(drain);
+    let (code, rusage) = wait4(pid).with_context(|| format!("lost track of {shown}"))?;
+    let wall = started.elapsed();
+    let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
+    // `child` is already reaped by wait4; dropping a std Child neither waits
+    // nor kills, so nothing else touches the pid.
+    drop(child);
+    // ru_maxrss is in KiB on Linux.
+    let peak_rss_kib = u64::try_from(rusage.ru_maxrss).unwrap_or(0);
+    let cpu = timeval(rusage.ru_utime) + timeval(rusage.ru_stime);
+    Ok(Measured { wall, cpu, peak_rss_kib, code, stdout, stderr })
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+}
+
+fn drain<R: Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Waits for `pid` and returns its exit code and resource usage.
+fn wait4(pid: u32) -> Result<(Option<i32>, libc::rusage)> {
+    let pid = libc::pid_t::try_from(pid).context("process id out of range")?;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain data, fully written by a successful wait4.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on a child we started and have not reaped yet, with
+        // valid pointers to a status word and an rusage struct.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            return Ok((code, usage));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).context("wait4 failed");
+        }
+    }
+}
+
+/// The machine the numbers were taken on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub os: String,
+    pub helm: String,
+    pub kubeconform: String,
+    /// 1-minute load average when the benchmark started and ended: other
+    /// work on the machine makes every number slower.
+    pub load_before: f64,
+    pub load_after: f64,
+}
+
+impl Machine {
+    pub fn describe(tools: &crate::exec::tools::Toolset) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            os: format!("{} {}", std::env::consts::OS, kernel.trim()),
+            helm: tools.helm.version.clone(),
+            kubeconform: tools.kubeconform.version.clone(),
+            load_before: load_average(),
+            load_after: 0.0,
+        }
+    }
+}
+
+/// The 1-minute load average (0 where /proc is not there).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_a_child_and_its_output() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let measured = run(command).unwrap();
+        assert_eq!(measured.code, Some(3));
+        assert_eq!(measured.stdout.trim(), "out");
+        assert_eq!(measured.stderr.trim(), "err");
+        assert!(measured.peak_rss_kib > 0);
+    }
+}

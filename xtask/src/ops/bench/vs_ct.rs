@@ -1,0 +1,279 @@
+//! `cargo xtask bench --vs-ct`: the synthetic monorepo under chart-testing's
+//! `ct lint --all` and under `cargo xtask lint`, one run each on this
+//! machine; the verdicts per chart must be equal, and the wall times and
+//! their ratio are printed (the table in `docs/chart-testing.md`).
+//!
+//! The repository is [`super::synth`]'s, made ready for ct the way a team
+//! would: a `ct.yaml` naming both chart folders (and turning off ct's
+//! maintainer look-ups, which go to the network), and a `values.yaml` for the
+//! library chart (ct runs yamllint on every chart's values.yaml and fails
+//! when there is none). Each tool gets its own copy, because ct's
+//! `helm dependency build` writes archives into the chart folders. The xtask
+//! runs cold (`--no-cache`, fresh work folder), so both do all the work.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use super::measure::{self, Measured};
+use super::synth;
+use crate::core::context::{Context, Format};
+
+/// The ct configuration written into the synthetic repository.
+const CT_YAML: &str = "# Written by `cargo xtask bench --vs-ct`.\nchart-dirs:\n  - charts\n  - helm\n# ct looks every maintainer up on the git host's website; the synthetic\n# charts have none, and this machine reaches no such host.\nvalidate-maintainers: false\n";
+
+/// One size's measurements.
+#[derive(Debug, Clone, Serialize)]
+struct Comparison {
+    services: usize,
+    charts: usize,
+    ct_wall_ms: u64,
+    ct_peak_rss_mib: f64,
+    xtask_wall_ms: u64,
+    xtask_peak_rss_mib: f64,
+    xtask_processes: usize,
+    /// ct's wall time over the xtask's.
+    ratio: f64,
+    charts_ok: usize,
+    charts_failed: usize,
+}
+
+pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
+    let kube_versions = crate::core::config::Config::default().kube_versions;
+    // Every tool is found or installed before anything is timed.
+    let tools = crate::exec::tools::ensure(ctx, &kube_versions)?;
+    let ct_tools = crate::exec::tools::chart_testing::ensure_all(ctx)?;
+    let machine = measure::Machine::describe(&tools);
+    let exe = std::env::current_exe().context("cannot find the running xtask binary")?;
+    let temp = tempfile::Builder::new().prefix("xtask-vs-ct-").tempdir().context("cannot create a temporary folder")?;
+    let (base, _guard) = if keep {
+        let kept = temp.keep();
+        eprintln!("bench --vs-ct: the repositories stay in {}", kept.display());
+        (kept, None)
+    } else {
+        (temp.path().to_path_buf(), Some(temp))
+    };
+    eprintln!(
+        "bench --vs-ct: {} core(s), load {:.2}; ct {}, helm {}, yamllint {}, yamale {}",
+        machine.cores,
+        machine.load_before,
+        ct_tools.ct.tool.version,
+        machine.helm,
+        ct_tools.python.yamllint,
+        ct_tools.python.yamale
+    );
+
+    let mut results = Vec::new();
+    for &n in sizes {
+        let dir = base.join(format!("n{n}"));
+        let xtask_root = dir.join("xtask");
+        let synthetic = synth::generate_from(&ctx.root, &xtask_root, n)?;
+        crate::util::fs::write_atomic(&xtask_root.join("ct.yaml"), CT_YAML.as_bytes())?;
+        let library_values = xtask_root.join("charts").join("_common").join("values.yaml");
+        if !library_values.exists() {
+            crate::util::fs::write_atomic(
+                &library_values,
+                b"# The library chart has no values of its own; ct lints this file.\n{}\n",
+            )?;
+        }
+        let ct_root = dir.join("ct");
+        synth::copy_tree(&xtask_root, &ct_root)?;
+        let charts = synthetic.chart_count();
+
+        eprintln!("bench --vs-ct: N={n}: ct lint --all over {charts} charts...");
+        let (ct_run, ct_verdicts) = run_ct(&ct_tools, &tools.helm, &ct_root, &dir.join("helm-home"))?;
+        eprintln!("bench --vs-ct: N={n}: ct {:.2} s; cargo xtask lint...", ct_run.wall.as_secs_f64());
+        let (xtask_run, xtask_verdicts, processes) = run_xtask(&exe, &xtask_root, &dir.join("work"))?;
+        eprintln!("bench --vs-ct: N={n}: xtask {:.2} s", xtask_run.wall.as_secs_f64());
+
+        if ct_verdicts != xtask_verdicts || ct_verdicts.len() != charts {
+            let mut lines = Vec::new();
+            let names: std::collections::BTreeSet<&String> = ct_verdicts.keys().chain(xtask_verdicts.keys()).collect();
+            for name in names {
+                let (c, x) = (ct_verdicts.get(name), xtask_verdicts.get(name));
+                if c != x {
+                    lines.push(format!("  {name}: ct {}, xtask {}", shown(c), shown(x)));
+                }
+            }
+            anyhow::bail!(
+                "N={n}: the verdicts differ ({} charts by ct, {} by the xtask, {charts} in the repository):\n{}\n--- ct (tail)\n{}\n--- xtask (tail)\n{}",
+                ct_verdicts.len(),
+                xtask_verdicts.len(),
+                lines.join("\n"),
+                tail(&ct_run.stdout, 30),
+                tail(&xtask_run.stderr, 30)
+            );
+        }
+        let failed = ct_verdicts.values().filter(|ok| !**ok).count();
+        results.push(Comparison {
+            services: n,
+            charts,
+            ct_wall_ms: ct_run.wall.as_millis() as u64,
+            ct_peak_rss_mib: ct_run.peak_rss_kib as f64 / 1024.0,
+            xtask_wall_ms: xtask_run.wall.as_millis() as u64,
+            xtask_peak_rss_mib: xtask_run.peak_rss_kib as f64 / 1024.0,
+            xtask_processes: processes,
+            ratio: ct_run.wall.as_secs_f64() / xtask_run.wall.as_secs_f64().max(0.001),
+            charts_ok: charts - failed,
+            charts_failed: failed,
+        });
+    }
+
+    let mut command = String::from("cargo xtask bench --vs-ct");
+    for n in sizes {
+        command.push_str(&format!(" --charts {n}"));
+    }
+    eprintln!();
+    eprintln!(
+        "machine: {} x {} core(s), {:.1} GiB RAM, {}; load average {:.2} before, {:.2} after",
+        machine.cpu,
+        machine.cores,
+        machine.memory_gib,
+        machine.os,
+        machine.load_before,
+        measure::load_average()
+    );
+    eprintln!(
+        "tools: ct {}, helm {}, kubeconform {}, yamllint {}, yamale {}",
+        ct_tools.ct.tool.version, machine.helm, machine.kubeconform, ct_tools.python.yamllint, ct_tools.python.yamale
+    );
+    eprintln!("command: {command}");
+    eprintln!();
+    eprintln!("| services | charts | verdicts (equal) | `ct lint --all` | `cargo xtask lint` (cold) | ct / xtask | xtask processes | peak MiB ct / xtask |");
+    eprintln!("|---:|---:|---|---:|---:|---:|---:|---:|");
+    for r in &results {
+        eprintln!(
+            "| {} | {} | {} ok, {} failed | {:.1} s | {:.1} s | {:.1}x | {} | {:.0} / {:.0} |",
+            r.services,
+            r.charts,
+            r.charts_ok,
+            r.charts_failed,
+            r.ct_wall_ms as f64 / 1000.0,
+            r.xtask_wall_ms as f64 / 1000.0,
+            r.ratio,
+            r.xtask_processes,
+            r.ct_peak_rss_mib,
+            r.xtask_peak_rss_mib
+        );
+    }
+    if ctx.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "command": command, "machine": machine, "comparisons": results })
+            )?
+        );
+    }
+    Ok(())
+}
+
+fn shown(verdict: Option<&bool>) -> &'static str {
+    match verdict {
+        Some(true) => "ok",
+        Some(false) => "failed",
+        None => "not linted",
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `ct lint --all` in `root`, with the pinned helm, yamllint, yamale and
+/// helm-unittest first on PATH and helm's own folders kept apart in
+/// `helm_home`; returns its verdict per chart folder.
+fn run_ct(
+    tools: &crate::exec::tools::chart_testing::ChartTestingTools,
+    helm: &crate::exec::tools::Tool,
+    root: &Path,
+    helm_home: &Path,
+) -> Result<(Measured, BTreeMap<String, bool>)> {
+    let mut path = Vec::new();
+    if let Some(dir) = helm.path.parent() {
+        path.push(dir.to_path_buf());
+    }
+    path.push(tools.python.bin.clone());
+    if let Some(existing) = std::env::var_os("PATH") {
+        path.extend(std::env::split_paths(&existing));
+    }
+    let mut command = Command::new(&tools.ct.tool.path);
+    command
+        .current_dir(root)
+        .args(["lint", "--all", "--config", "ct.yaml", "--lint-conf"])
+        .arg(tools.ct.etc.join("lintconf.yaml"))
+        .arg("--chart-yaml-schema")
+        .arg(tools.ct.etc.join("chart_schema.yaml"))
+        .env("PATH", std::env::join_paths(path)?)
+        .env("HELM_PLUGINS", &tools.helm_unittest.path)
+        .env("HELM_CONFIG_HOME", helm_home.join("config"))
+        .env("HELM_CACHE_HOME", helm_home.join("cache"))
+        .env("HELM_DATA_HOME", helm_home.join("data"));
+    let measured = measure::run(command)?;
+    let verdicts = ct_verdicts(&measured.stdout);
+    if verdicts.is_empty() {
+        anyhow::bail!(
+            "ct lint --all reported no chart (exit {:?}); a failed dependency build stops it:\n{}\n{}",
+            measured.code,
+            tail(&measured.stdout, 30),
+            tail(&measured.stderr, 30)
+        );
+    }
+    Ok((measured, verdicts))
+}
+
+/// ct's result list: ` ✔︎ name => (version: "1.0.0", path: "charts/x")` or
+/// ` ✖︎ ... > error`, by chart folder.
+pub fn ct_verdicts(stdout: &str) -> BTreeMap<String, bool> {
+    let mut verdicts = BTreeMap::new();
+    for line in stdout.lines() {
+        let line = line.trim_start();
+        let ok = line.starts_with("✔︎ ");
+        if !ok && !line.starts_with("✖︎ ") {
+            continue;
+        }
+        if let Some(start) = line.find("path: \"") {
+            let path = line[start + 7..].split('"').next().unwrap_or_default();
+            verdicts.insert(path.to_string(), ok);
+        }
+    }
+    verdicts
+}
+
+/// `xtask --root <root> --format json lint --no-cache` with a fresh work folder.
+fn run_xtask(exe: &Path, root: &Path, work: &Path) -> Result<(Measured, BTreeMap<String, bool>, usize)> {
+    let mut command = Command::new(exe);
+    command.arg("--root").arg(root).args(["--format", "json", "lint", "--no-cache"]).env("XTASK_WORK_DIR", work);
+    let measured = measure::run(command)?;
+    let json: serde_json::Value = serde_json::from_str(&measured.stdout).with_context(|| {
+        format!("`xtask lint` printed no JSON report (exit {:?}):\n{}", measured.code, tail(&measured.stderr, 40))
+    })?;
+    let verdicts = json["charts"]
+        .as_array()
+        .map(|charts| {
+            charts
+                .iter()
+                .map(|c| (c["path"].as_str().unwrap_or_default().to_string(), c["status"] != "failed"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let processes = json["processes"].as_u64().unwrap_or(0) as usize;
+    Ok((measured, verdicts, processes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_results_are_read_per_chart_folder() {
+        let out = "Linting chart \"a\"\n ✔︎ a => (version: \"1.0.0\", path: \"charts/a\")\n ✖︎ b => (version: \"0.1.0\", path: \"helm/b\") > failed waiting for process: exit status 1\n";
+        let verdicts = ct_verdicts(out);
+        assert_eq!(verdicts.get("charts/a"), Some(&true));
+        assert_eq!(verdicts.get("helm/b"), Some(&false));
+        assert_eq!(verdicts.len(), 2);
+    }
+}
