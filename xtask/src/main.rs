@@ -18,7 +18,9 @@ use clap::{Parser, Subcommand};
 
 use crate::core::context::{Context, Format};
 use crate::exec::{process, tools};
-use crate::ops::{bench, bump, ci_matrix, diff, explain, gitops, graph_cmd, lint, mirror, new_service, package};
+use crate::ops::{
+    bench, bump, ci_matrix, diff, explain, gitops, graph_cmd, lint, mirror, new_service, package, schema,
+};
 use crate::util::exit;
 
 /// Lint, render, validate, version and publish a monorepo of Helm charts.
@@ -59,6 +61,8 @@ enum Command {
     Graph(graph_cmd::Args),
     /// Show a chart's merged values, each with the layer that set it and the ones it overrode.
     Explain(explain::Args),
+    /// Write every service chart's values.schema.json from the library's value contract (--check: drift check).
+    Schema(schema::Args),
     /// Render the affected charts at the base and in the working tree; print what changes.
     Diff(diff::Args),
 }
@@ -114,5 +118,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Graph(args) => graph_cmd::run(args, &ctx),
         Command::Explain(args) => explain::run(args, &ctx),
         Command::Diff(args) => diff::run(args, &ctx),
+        Command::Schema(args) => schema::run(args, &ctx),
     }
 }

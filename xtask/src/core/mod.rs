@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod config;
 pub mod context;
+pub mod contract;
 pub mod graph;
 pub mod matrix;
 pub mod model;

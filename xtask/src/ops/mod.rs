@@ -16,4 +16,5 @@ pub mod lint;
 pub mod mirror;
 pub mod new_service;
 pub mod package;
+pub mod schema;
 pub mod stage;

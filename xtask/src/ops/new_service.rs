@@ -283,7 +283,7 @@ fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
     let mut files: Vec<(String, String)> = Vec::new();
     files.push((format!("{chart_dir}/Chart.yaml"), service.chart_yaml()));
     files.push((format!("{chart_dir}/values.yaml"), service.values_yaml()));
-    for (rel, text) in copied_files(ctx, reference)? {
+    for (rel, text) in copied_files(ctx, &repo, reference)? {
         files.push((format!("{chart_dir}/{rel}"), text));
     }
 
@@ -426,10 +426,16 @@ fn relative_path(from: &str, to: &str) -> String {
 
 /// The reference chart's files every service chart shares: the schema, the
 /// templates (each one line: an include of the library), and .helmignore.
-fn copied_files(ctx: &Context, reference: &Chart) -> Result<Vec<(String, String)>> {
+fn copied_files(ctx: &Context, repo: &Repo, reference: &Chart) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
-    let schema = std::fs::read_to_string(reference.dir.join("values.schema.json"))
-        .with_context(|| format!("cannot read {}/values.schema.json", reference.rel))?;
+    // The schema comes from the value contract's one source where the
+    // library holds one (what `cargo xtask schema` writes), else from the
+    // reference chart.
+    let schema = match crate::core::contract::Contract::find(repo) {
+        Some(contract) => contract.expected_copy()?,
+        None => std::fs::read_to_string(reference.dir.join("values.schema.json"))
+            .with_context(|| format!("cannot read {}/values.schema.json", reference.rel))?,
+    };
     files.push(("values.schema.json".to_string(), schema));
     if let Ok(text) = std::fs::read_to_string(reference.dir.join(".helmignore")) {
         files.push((".helmignore".to_string(), text));

@@ -118,7 +118,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
 
-    let repository_checks = crate::ops::consistency::check_repository(ctx, &repo);
+    let mut repository_checks = crate::ops::consistency::check_repository(ctx, &repo);
+    repository_checks.extend(crate::ops::schema::check(ctx, &repo));
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let tools = crate::exec::tools::ensure(ctx, &kube_versions)?;
     let ct = match &ct {
