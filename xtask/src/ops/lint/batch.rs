@@ -460,9 +460,13 @@ impl Checker<'_> {
         let chart = &self.repo.charts[index];
         match result {
             Ok(text) => {
-                let file = self.ctx.work_dir.join("rendered").join(kube).join(&chart.name).join(format!("{env}.yaml"));
-                match fs::write_atomic(&file, text.as_bytes()) {
-                    Ok(()) => {
+                // Names were checked where they were read; joined here again
+                // so a render can never be written outside the work folder.
+                let written =
+                    fs::join_inside(&self.ctx.work_dir.join("rendered"), format!("{kube}/{}/{env}.yaml", chart.name))
+                        .and_then(|file| fs::write_atomic(&file, text.as_bytes()).map(|()| file));
+                match written {
+                    Ok(file) => {
                         push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Ok, duration, ""));
                         rendered.push(Rendered { chart: index, env: env.to_string(), kube: kube.to_string(), file });
                     }

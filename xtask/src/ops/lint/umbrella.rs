@@ -452,9 +452,12 @@ pub fn check(
                 .map(|d| crate::exec::helm::Record { source: d.source.clone(), text: d.text.clone() })
                 .collect();
             let text = crate::exec::helm::join_records(&records);
-            let file =
-                checker.ctx.work_dir.join("rendered").join(kube).join(&plan.name).join(format!("{}.yaml", env.name));
-            let (status, message) = match fs::write_atomic(&file, text.as_bytes()) {
+            let written = fs::join_inside(
+                &checker.ctx.work_dir.join("rendered"),
+                format!("{kube}/{}/{}.yaml", plan.name, env.name),
+            )
+            .and_then(|file| fs::write_atomic(&file, text.as_bytes()));
+            let (status, message) = match written {
                 Ok(()) => (Status::Ok, String::new()),
                 Err(err) => (Status::Failed, format!("{err:#}")),
             };
