@@ -37,20 +37,6 @@ pub struct LintVerdict {
     pub message: String,
 }
 
-/// Whether `helm lint` runs with `--strict` (the default). chart-testing
-/// lints without it unless its `helm-lint-extra-args` say so, and a
-/// repository set up for ct is linted as ct would (`ct/mod.rs` sets this
-/// once per run, before any lint starts).
-static LINT_STRICT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-pub fn set_lint_strict(strict: bool) {
-    LINT_STRICT.store(strict, std::sync::atomic::Ordering::SeqCst);
-}
-
-pub fn lint_strict() -> bool {
-    LINT_STRICT.load(std::sync::atomic::Ordering::SeqCst)
-}
-
 /// The Go garbage collector's target for helm and kubeconform: `$GOGC` if
 /// set, else 400. These processes live a few seconds at most and peak at a
 /// few hundred MB, so a heap allowed to grow to five times the live data
@@ -61,16 +47,20 @@ pub fn go_gc() -> String {
     std::env::var("GOGC").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "400".to_string())
 }
 
-/// `helm lint --strict` over many chart folders in one process. Returns one
-/// verdict per path; a path helm said nothing about is missing from the map
-/// (the caller then retries it alone).
+/// `helm lint` over many chart folders in one process, `--strict` when
+/// `strict` (the default; chart-testing lints without it unless its
+/// `helm-lint-extra-args` say so, and a repository set up for ct is linted
+/// as ct would: the caller's lint profile decides). Returns one verdict per
+/// path; a path helm said nothing about is missing from the map (the
+/// caller then retries it alone).
 pub fn lint(
     helm: &Tool,
     paths: &[PathBuf],
     values_files: &[PathBuf],
     kube_version: &str,
+    strict: bool,
 ) -> Result<(Finished, BTreeMap<PathBuf, LintVerdict>)> {
-    lint_with(helm, paths, values_files, kube_version, &[])
+    lint_with(helm, paths, values_files, kube_version, strict, &[])
 }
 
 /// [`lint`] with more flags for helm (e.g. `--skip-schema-validation`).
@@ -79,21 +69,22 @@ pub fn lint_with(
     paths: &[PathBuf],
     values_files: &[PathBuf],
     kube_version: &str,
+    strict: bool,
     flags: &[&str],
 ) -> Result<(Finished, BTreeMap<PathBuf, LintVerdict>)> {
     let sh = xshell::Shell::new()?;
     let helm_path = &helm.path;
     let values = values_args(values_files);
-    let strict = lint_strict().then_some("--strict");
+    let strict_flag = strict.then_some("--strict");
     let finished = process::run(
         xshell::cmd!(
             sh,
-            "{helm_path} lint {strict...} {flags...} --kube-version {kube_version} {values...} {paths...}"
+            "{helm_path} lint {strict_flag...} {flags...} --kube-version {kube_version} {values...} {paths...}"
         )
         .env("GOGC", go_gc()),
         None,
     )?;
-    Ok((finished.clone(), parse_lint(&finished.stdout, &finished.stderr, paths)))
+    Ok((finished.clone(), parse_lint(&finished.stdout, &finished.stderr, paths, strict)))
 }
 
 /// `--values <file>` for each file, in order (later files win in helm).
@@ -102,7 +93,7 @@ fn values_args(files: &[PathBuf]) -> Vec<String> {
 }
 
 /// Splits `helm lint` output at its `==> Linting <path>` headers.
-pub fn parse_lint(stdout: &str, stderr: &str, paths: &[PathBuf]) -> BTreeMap<PathBuf, LintVerdict> {
+pub fn parse_lint(stdout: &str, stderr: &str, paths: &[PathBuf], strict: bool) -> BTreeMap<PathBuf, LintVerdict> {
     let mut sections: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     let mut current: Option<PathBuf> = None;
     for line in stdout.lines() {
@@ -124,7 +115,7 @@ pub fn parse_lint(stdout: &str, stderr: &str, paths: &[PathBuf]) -> BTreeMap<Pat
         let problems: Vec<String> =
             lines.iter().filter(|l| l.starts_with("[ERROR]") || l.starts_with("[WARNING]")).cloned().collect();
         // Without --strict, warnings are reported but do not fail.
-        let ok = !problems.iter().any(|l| l.starts_with("[ERROR]") || (lint_strict() && l.starts_with("[WARNING]")));
+        let ok = !problems.iter().any(|l| l.starts_with("[ERROR]") || (strict && l.starts_with("[WARNING]")));
         verdicts.insert(path, LintVerdict { ok, message: problems.join("\n") });
     }
     // With a single path, an error helm printed only on stderr (for example a
@@ -325,7 +316,7 @@ mod tests {
     fn lint_output_is_split_per_chart() {
         let out = "==> Linting /s/a\n[INFO] Chart.yaml: icon is recommended\n\n==> Linting /s/b\n[ERROR] templates/: parse error\n";
         let paths = vec![PathBuf::from("/s/a"), PathBuf::from("/s/b")];
-        let v = parse_lint(out, "Error: 2 chart(s) linted, 1 chart(s) failed", &paths);
+        let v = parse_lint(out, "Error: 2 chart(s) linted, 1 chart(s) failed", &paths, true);
         assert!(v[&paths[0]].ok);
         assert!(!v[&paths[1]].ok);
         assert!(v[&paths[1]].message.contains("parse error"));

@@ -70,7 +70,7 @@ pub fn baseline(ctx: &Context, tools: &Toolset, kube_versions: &[String]) -> Res
         }
         for env in &chart.environments {
             let values: Vec<PathBuf> = env.values_files.iter().map(|f| ctx.root.join(f)).collect();
-            let (_, verdicts) = crate::exec::helm::lint(&tools.helm, std::slice::from_ref(dir), &values, newest)?;
+            let (_, verdicts) = crate::exec::helm::lint(&tools.helm, std::slice::from_ref(dir), &values, newest, true)?;
             if verdicts.values().any(|v| !v.ok) {
                 outcome.failures.push(format!("{} [{}]: lint failed", chart.name, env.name));
             }
@@ -104,7 +104,7 @@ pub fn floor(ctx: &Context, tools: &Toolset, kube_versions: &[String]) -> Result
     let newest = kube_versions.first().map(String::as_str).unwrap_or("1.37.0");
     let mut outcome = Outcome { charts: repo.charts.len(), ..Outcome::default() };
     let paths: Vec<PathBuf> = repo.charts.iter().map(|c| c.dir.clone()).collect();
-    let (_, verdicts) = crate::exec::helm::lint(&tools.helm, &paths, &[], newest)?;
+    let (_, verdicts) = crate::exec::helm::lint(&tools.helm, &paths, &[], newest, true)?;
     for (path, verdict) in &verdicts {
         if !verdict.ok {
             outcome.failures.push(format!("{}: lint failed: {}", path.display(), verdict.message));

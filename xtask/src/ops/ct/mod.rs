@@ -76,13 +76,13 @@ impl Ct {
     }
 
     /// The context for a ct repository: ct's `chart-dirs` unless xtask.toml
-    /// names its own, and helm lint as strict as ct's (see `helm.rs`).
+    /// names its own. (How strictly helm lints is the lint profile's
+    /// `strict`, from `lint_strict` of the configuration.)
     pub fn context(&self, ctx: &Context) -> Context {
         let mut ctx = ctx.clone();
         if !xtask_toml_sets(&ctx.root, "chart-dirs") {
             ctx.config.chart_dirs = self.config.chart_dirs.clone();
         }
-        crate::exec::helm::set_lint_strict(self.config.lint_strict);
         ctx
     }
 

@@ -55,6 +55,9 @@ pub struct Checker<'a> {
     pub tools: &'a Toolset,
     pub stager: &'a Stager<'a>,
     pub kube_versions: Vec<String>,
+    /// `helm lint --strict` (the default) or not (a ct repository whose
+    /// `helm-lint-extra-args` do not ask for it): part of the lint profile.
+    pub strict: bool,
     /// Environments to check; empty means all.
     pub env_filter: Vec<String>,
     /// Charts (by index) whose named-template libraries, as (name, version).
@@ -288,7 +291,7 @@ impl Checker<'_> {
         let values = env.map(|e| self.values_paths(e)).unwrap_or_default();
         let env_name = env.map_or(crate::core::model::DEFAULT_ENV, |e| e.name.as_str());
         let step = |status, duration, message| StepResult::new("lint", Some(env_name), None, status, duration, message);
-        match helm::lint(&self.tools.helm, &paths, &values, self.newest_kube()) {
+        match helm::lint(&self.tools.helm, &paths, &values, self.newest_kube(), self.strict) {
             Ok((finished, verdicts)) => {
                 for (&index, path) in group.iter().zip(&paths) {
                     match verdicts.get(path) {

@@ -79,6 +79,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     // lint it: its chart folders, its target branch, its checks (ct/).
     let mut args = args;
     let ct = crate::ops::ct::Ct::load(ctx, args.ct_config.as_deref())?;
+    // `helm lint --strict` unless ct's configuration lints without it.
+    let strict = ct.as_ref().is_none_or(|ct| ct.config.lint_strict);
     let ct_ctx = ct.as_ref().map(|ct| ct.context(ctx));
     let ctx = ct_ctx.as_ref().unwrap_or(ctx);
     if let (Some(ct), None) = (&ct, &args.base) {
@@ -254,6 +256,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         tools: &tools,
         stager: &stager,
         kube_versions: kube_versions.clone(),
+        strict,
         env_filter: args.envs.clone(),
         libraries,
         batching: !args.no_batch,

@@ -221,7 +221,7 @@ impl Plan {
             .add("schema-locations", tools.schemas.locations.join("\n").as_bytes())
             .add("defines", facts.defines_fingerprint().as_bytes())
             .add("kube-dependent", if facts.kube_dependent { b"yes" } else { b"no" })
-            .add("strict", if crate::exec::helm::lint_strict() { b"yes" } else { b"no" });
+            .add("strict", if checker.strict { b"yes" } else { b"no" });
         Ok(Some(Plan {
             index,
             name: chart.name.clone(),
@@ -584,7 +584,8 @@ fn lint_shards(checker: &Checker<'_>, plan: &Plan, tasks: &[(&Environment, Part)
         // of a shard's lint. The own part alone is linted with every check.
         let members = shards.iter().all(|&n| !tasks[n].1.members.is_empty());
         let flags: &[&str] = if members { &["--skip-schema-validation"] } else { &[] };
-        let (finished, verdicts) = crate::exec::helm::lint_with(&checker.tools.helm, &dirs, &values, kube, flags)?;
+        let (finished, verdicts) =
+            crate::exec::helm::lint_with(&checker.tools.helm, &dirs, &values, kube, checker.strict, flags)?;
         Ok(shards
             .iter()
             .zip(&dirs)
