@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::model::ChartKind;
+
 /// Status of a chart or a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,8 +80,10 @@ impl StepResult {
 pub struct ChartResult {
     pub name: String,
     pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
+    /// `None` for a chart whose Chart.yaml could not be read: shown as
+    /// `unknown`.
+    #[serde(rename = "type", serialize_with = "kind_name")]
+    pub kind: Option<ChartKind>,
     pub status: Status,
     /// The content-addressed cache key (absent for charts that could not be keyed).
     pub cache_key: Option<String>,
@@ -105,4 +109,10 @@ pub struct RepoCheck {
     pub file: String,
     pub status: Status,
     pub message: String,
+}
+
+/// A chart kind as JSON shows it: `library`, `application`, `umbrella`, or
+/// `unknown`.
+fn kind_name<S: serde::Serializer>(kind: &Option<ChartKind>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(kind.map_or("unknown", ChartKind::as_str))
 }

@@ -218,7 +218,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         let mut result = ChartResult {
             name: chart.name.clone(),
             path: chart.rel.clone(),
-            kind: chart.kind.as_str().to_string(),
+            kind: Some(chart.kind),
             status: Status::Ok,
             cache_key: keys.get(&index).cloned(),
             batch: None,
@@ -336,7 +336,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         charts.push(ChartResult {
             name: broken.name.clone(),
             path: broken.rel.clone(),
-            kind: "unknown".to_string(),
+            kind: None,
             status: Status::Failed,
             cache_key: None,
             batch: None,
