@@ -7,6 +7,8 @@
 //! `util` (files, YAML, exit codes).
 
 mod core;
+#[cfg(test)]
+mod differential;
 mod exec;
 mod ops;
 mod util;

@@ -9,7 +9,9 @@
 //! - a pattern without `/` is matched against the base name only; one with
 //!   `/` against the whole path relative to the chart, where `*` and `?`
 //!   never cross a `/`, and a leading `/` is stripped;
-//! - `**` is refused (Helm fails to load the chart);
+//! - `**` is refused (Helm fails to load the chart), and so is a malformed
+//!   pattern (`[a`), but only when Go's check (matching `abc`) reaches the
+//!   malformed part: `é*[]` is taken and matches nothing;
 //! - a trailing `/` makes a rule apply to folders only;
 //! - rules are tried in order and the first match decides; a negated rule
 //!   (`!pattern`) does not re-include: it *ignores* every path it does not
@@ -127,8 +129,12 @@ fn parse_rule(line: &str) -> Result<Option<Rule>> {
     if rule.contains("**") {
         anyhow::bail!("{rule:?}: double-star (**) syntax is not supported by Helm");
     }
-    // Helm validates the raw rule, `!` and trailing `/` included.
-    Glob::compile(rule).map_err(|err| anyhow::anyhow!("{rule:?}: {err}"))?;
+    // Helm validates the raw rule, `!` and trailing `/` included, by matching
+    // it against "abc". Go's Match only checks the chunks it gets to, so a
+    // rule like `é*[]` passes (its bad chunk is never reached).
+    if Glob::compile(rule).try_match("abc").is_none() {
+        anyhow::bail!("{rule:?}: syntax error in pattern");
+    }
     let (negate, rule) = match rule.strip_prefix('!') {
         Some(rest) => (true, rest),
         None => (false, rule),
@@ -139,7 +145,7 @@ fn parse_rule(line: &str) -> Result<Option<Rule>> {
     };
     let (base_name, rule) =
         if let Some(rest) = rule.strip_prefix('/') { (false, rest) } else { (!rule.contains('/'), rule) };
-    Ok(Some(Rule { pattern: Glob::compile(rule)?, negate, dir_only, base_name }))
+    Ok(Some(Rule { pattern: Glob::compile(rule), negate, dir_only, base_name }))
 }
 
 /// A compiled Go `filepath.Match` pattern (Unix separator `/`), split as Go
@@ -155,6 +161,9 @@ struct Glob {
 struct Chunk {
     star: bool,
     tokens: Vec<Token>,
+    /// Malformed (Go's `ErrBadPattern` once matching gets here); the last
+    /// chunk then, as what follows it can never be reached.
+    bad: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -170,10 +179,10 @@ enum Token {
 }
 
 impl Glob {
-    /// Compiles a pattern, refusing what Go reports as `ErrBadPattern`.
-    fn compile(pattern: &str) -> Result<Glob> {
-        let bad = || anyhow::anyhow!("syntax error in pattern");
-        let mut chunks = vec![Chunk { star: false, tokens: Vec::new() }];
+    /// Compiles a pattern. A malformed part does not fail here: like Go,
+    /// the pattern is refused only when matching reaches it.
+    fn compile(pattern: &str) -> Glob {
+        let mut chunks = vec![Chunk { star: false, tokens: Vec::new(), bad: false }];
         let mut chars = pattern.chars().peekable();
         while let Some(c) = chars.next() {
             let token = match c {
@@ -181,44 +190,34 @@ impl Glob {
                     // Stars start a new chunk; a run of stars is one star.
                     let current = chunks.last().filter(|chunk| chunk.tokens.is_empty() && chunk.star);
                     if current.is_none() {
-                        chunks.push(Chunk { star: true, tokens: Vec::new() });
+                        chunks.push(Chunk { star: true, tokens: Vec::new(), bad: false });
                     }
                     continue;
                 }
-                '?' => Token::One,
-                '\\' => Token::Literal(chars.next().ok_or_else(bad)?),
-                '[' => {
-                    let negated = chars.peek() == Some(&'^');
-                    if negated {
-                        chars.next();
-                    }
-                    let mut ranges = Vec::new();
-                    loop {
-                        if chars.peek() == Some(&']') && !ranges.is_empty() {
-                            chars.next();
-                            break;
-                        }
-                        let lo = class_char(&mut chars).ok_or_else(bad)?;
-                        let hi = if chars.peek() == Some(&'-') {
-                            chars.next();
-                            class_char(&mut chars).ok_or_else(bad)?
-                        } else {
-                            lo
-                        };
-                        ranges.push((lo, hi));
-                    }
-                    Token::Class { negated, ranges }
-                }
-                other => Token::Literal(other),
+                '?' => Some(Token::One),
+                '\\' => chars.next().map(Token::Literal),
+                '[' => class(&mut chars),
+                other => Some(Token::Literal(other)),
             };
-            if let Some(chunk) = chunks.last_mut() {
-                chunk.tokens.push(token);
+            let Some(chunk) = chunks.last_mut() else { break };
+            match token {
+                Some(token) => chunk.tokens.push(token),
+                None => {
+                    chunk.bad = true;
+                    break;
+                }
             }
         }
         if chunks.len() > 1 && chunks[0].tokens.is_empty() && !chunks[0].star {
             chunks.remove(0);
         }
-        Ok(Glob { chunks })
+        Glob { chunks }
+    }
+
+    /// Whether the pattern matches; a malformed one matches nothing (Helm
+    /// logs Go's error and counts it as no match).
+    fn matches(&self, name: &str) -> bool {
+        self.try_match(name).unwrap_or(false)
     }
 
     /// Go's `filepath.Match` loop: each chunk is matched at the leftmost
@@ -226,14 +225,18 @@ impl Glob {
     /// stars precede it, and never across a `/`), without going back to an
     /// earlier chunk. That is linear in the chunks times the name, where a
     /// backtracking matcher is exponential in the stars (`*a*a*a*a*b`).
-    fn matches(&self, name: &str) -> bool {
+    /// `None` is Go's `ErrBadPattern`: the match got to a malformed chunk.
+    fn try_match(&self, name: &str) -> Option<bool> {
         let chars: Vec<char> = name.chars().collect();
         let mut name: &[char] = &chars;
         for (index, chunk) in self.chunks.iter().enumerate() {
             let last = index + 1 == self.chunks.len();
+            if chunk.bad {
+                return None;
+            }
             if chunk.star && chunk.tokens.is_empty() {
                 // A trailing star matches the rest unless it holds a `/`.
-                return !name.contains(&'/');
+                return Some(!name.contains(&'/'));
             }
             if let Some(rest) = match_chunk(&chunk.tokens, name) {
                 if rest.is_empty() || !last {
@@ -258,10 +261,10 @@ impl Glob {
             }
             match found {
                 Some(rest) => name = rest,
-                None => return false,
+                None => return Some(false),
             }
         }
-        name.is_empty()
+        Some(name.is_empty())
     }
 }
 
@@ -283,6 +286,29 @@ fn match_chunk<'n>(tokens: &[Token], mut name: &'n [char]) -> Option<&'n [char]>
     Some(name)
 }
 
+/// A `[...]` class after its `[`; `None` when it is malformed.
+fn class(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<Token> {
+    let negated = chars.peek() == Some(&'^');
+    if negated {
+        chars.next();
+    }
+    let mut ranges = Vec::new();
+    loop {
+        if chars.peek() == Some(&']') && !ranges.is_empty() {
+            chars.next();
+            return Some(Token::Class { negated, ranges });
+        }
+        let lo = class_char(chars)?;
+        let hi = if chars.peek() == Some(&'-') {
+            chars.next();
+            class_char(chars)?
+        } else {
+            lo
+        };
+        ranges.push((lo, hi));
+    }
+}
+
 /// Go's `getEsc`: one character of a class; `-` and `]` must be escaped.
 fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
     match chars.next()? {
@@ -302,7 +328,7 @@ mod tests {
 
     #[test]
     fn glob_follows_go_filepath_match() {
-        let m = |p: &str, n: &str| Glob::compile(p).unwrap().matches(n);
+        let m = |p: &str, n: &str| Glob::compile(p).matches(n);
         assert!(m("*.txt", "a.txt"));
         assert!(!m("*.txt", "d/a.txt"), "* never crosses /");
         assert!(m("d/*.txt", "d/a.txt"));
@@ -319,7 +345,7 @@ mod tests {
         assert!(m("**x", "yx"), "a run of stars is one star");
         assert!(m("", "") && !m("", "a"));
         for bad in ["[", "[]", "[a-", "a\\", "[-a]", "[]a]"] {
-            assert!(Glob::compile(bad).is_err(), "{bad} should be refused");
+            assert!(Glob::compile(bad).try_match("abc").is_none(), "{bad} should be refused");
         }
     }
 
@@ -356,11 +382,15 @@ mod tests {
         let err = HelmIgnore::parse("ok\n**/x\n").unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("double-star"), "{err}");
         assert!(HelmIgnore::parse("[a\n").is_err());
+        // Go checks only the chunks its match reaches: Helm takes `é*[]`
+        // (matching "abc" fails at `é`), which then matches nothing.
+        let lazy = rules("é*[]\n");
+        assert!(!lazy.is_ignored("é", false) && !lazy.is_ignored("éa", false) && !lazy.is_ignored("a", false));
     }
 
     #[test]
     fn many_stars_match_in_linear_time() {
-        let glob = Glob::compile(&"*a".repeat(30)).unwrap();
+        let glob = Glob::compile(&"*a".repeat(30));
         let name = "a".repeat(29) + "b";
         let started = std::time::Instant::now();
         assert!(!glob.matches(&(name.repeat(20))));

@@ -150,12 +150,13 @@ impl Parser {
                     Err(Stop::Eof)
                 }
                 Err(ListStop::NotList) => {
-                    let (text, last) = self.runes_until(&[',']);
+                    let (text, _) = self.runes_until(&[',']);
                     self.set(data, &key, self.node(typed_value(&text)));
-                    match last {
-                        Last::Eof => Err(Stop::Eof),
-                        Last::Char(_) => Ok(()),
-                    }
+                    // Ok even at the end of the input: Helm's `v, e :=
+                    // t.reader(rs)` shadows the EOF, so `a[0].b=x` stores the
+                    // new map in the list and `a.=x` is "key map has no
+                    // value". The next `key` call then meets the end.
+                    Ok(())
                 }
                 Err(ListStop::Error(message)) => error(message),
             },
@@ -299,13 +300,13 @@ enum ListStop {
 
 /// Helm's `typedVal` for `--set`.
 fn typed_value(text: &str) -> Value {
-    if text.eq_ignore_ascii_case("true") {
+    if equal_fold(text, "true") {
         return Value::Bool(true);
     }
-    if text.eq_ignore_ascii_case("false") {
+    if equal_fold(text, "false") {
         return Value::Bool(false);
     }
-    if text.eq_ignore_ascii_case("null") {
+    if equal_fold(text, "null") {
         return Value::Null;
     }
     if text == "0" {
@@ -317,6 +318,18 @@ fn typed_value(text: &str) -> Value {
         }
     }
     Value::Str(text.to_string())
+}
+
+/// Go's `strings.EqualFold(text, word)` for a lower-case ASCII `word`. Go
+/// folds Unicode, not just ASCII: U+017F (ſ) folds to `s` and U+212A (the
+/// Kelvin sign) to `k`, so Helm reads `--set a=falſe` as the boolean false.
+fn equal_fold(text: &str, word: &str) -> bool {
+    let folded = text.chars().map(|c| match c {
+        '\u{17f}' => 's',
+        '\u{212a}' => 'k',
+        c => c.to_ascii_lowercase(),
+    });
+    folded.eq(word.chars())
 }
 
 #[cfg(test)]
