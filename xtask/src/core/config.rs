@@ -71,9 +71,7 @@ fn relative_paths<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>
 }
 
 pub fn check_relative(path: &str) -> Result<(), String> {
-    let p = Path::new(path);
-    let plain = p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
-    if path.is_empty() || !plain {
+    if !crate::util::fs::is_plain_relative(Path::new(path)) {
         return Err(format!("{path:?} must be a path inside the repository (relative, without ..)"));
     }
     Ok(())

@@ -25,11 +25,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// behind the name rules, for every path joined from input.
 pub fn join_inside(base: &Path, rel: impl AsRef<Path>) -> Result<PathBuf> {
     let rel = rel.as_ref();
-    let plain = rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    if !plain || rel.as_os_str().is_empty() {
+    if !is_plain_relative(rel) {
         anyhow::bail!("path {:?} would leave {}: refused", rel.display().to_string(), base.display());
     }
     Ok(base.join(rel))
+}
+
+/// A non-empty relative path of plain names: no `..`, no root, no prefix.
+pub fn is_plain_relative(rel: &Path) -> bool {
+    !rel.as_os_str().is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Refuses `path` unless, with every link resolved, it lies inside `root`
