@@ -1,11 +1,15 @@
 //! `cargo xtask`: the Robot-Shop chart monorepo's orchestrator.
 //!
-//! A flat dispatcher: parse flags, build one [`Context`], run the subcommand.
-//! Below it the crate is four layers, each a folder, importing one way
-//! (`xtask/tests/tidy.rs` holds it): `ops` (the work of each command and the
-//! engines they share) -> `exec` (tool processes) -> `core` (the model) ->
+//! A flat dispatcher: parse flags, build one [`Context`], run the subcommand,
+//! turn the outcome into an exit code. Below it the crate is five layers,
+//! each a folder, importing one way (`xtask/tests/tidy.rs` holds it):
+//! `commands` (one file per subcommand: flags -> options -> work -> print;
+//! shared flag groups in `cli.rs`) -> `ops` (the work, and the engines the
+//! commands share) -> `exec` (tool processes) -> `core` (the model) ->
 //! `util` (files, YAML, exit codes).
 
+mod cli;
+mod commands;
 mod core;
 #[cfg(test)]
 mod differential;
@@ -18,11 +22,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::core::context::{Context, Format};
-use crate::exec::{process, tools};
-use crate::ops::{
-    bench, bump, ci_matrix, diff, explain, gitops, graph_cmd, lint, mirror, new_service, package, schema,
+use crate::commands::{
+    bench, bump, ci_matrix, diff, explain, gitops, graph, lint, mirror, new_service, package, schema, tools,
 };
+use crate::core::context::{Context, Format};
+use crate::exec::process;
 use crate::util::exit;
 
 /// Lint, render, validate, version and publish a monorepo of Helm charts.
@@ -60,7 +64,7 @@ enum Command {
     /// Add a service: its chart, its matrix entry, the umbrella and the NetworkPolicy edges.
     NewService(new_service::Args),
     /// Draw the runtime or chart graph (Mermaid or DOT); keep README.md's diagram up to date.
-    Graph(graph_cmd::Args),
+    Graph(graph::Args),
     /// Show a chart's merged values, each with the layer that set it and the ones it overrode.
     Explain(explain::Args),
     /// Write every service chart's values.schema.json from the library's value contract (--check: drift check).
@@ -117,7 +121,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::CiMatrix(args) => ci_matrix::run(args, &ctx),
         Command::Gitops(args) => gitops::run(args, &ctx),
         Command::NewService(args) => new_service::run(args, &ctx),
-        Command::Graph(args) => graph_cmd::run(args, &ctx),
+        Command::Graph(args) => graph::run(args, &ctx),
         Command::Explain(args) => explain::run(args, &ctx),
         Command::Diff(args) => diff::run(args, &ctx),
         Command::Schema(args) => schema::run(args, &ctx),

@@ -11,5 +11,6 @@ pub mod matrix;
 pub mod model;
 pub mod names;
 pub mod outcome;
+pub mod selection;
 pub mod values;
 pub mod versions;

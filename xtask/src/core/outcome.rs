@@ -38,11 +38,77 @@ impl Status {
     }
 }
 
-/// One step of one chart: `dependencies`, `values`, `lint`, `render`,
-/// `validate`, `graph`, `templates`.
+/// What a step of a chart's check is. Serialized kebab-case (`lint`,
+/// `version-increment`): the JSON report, the cache and the human report
+/// all spell a step the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Chart.yaml could not be read.
+    Chart,
+    /// The dependency tree was staged (or could not be).
+    Dependencies,
+    /// The environment's values were read and merged.
+    Values,
+    /// `helm lint`.
+    Lint,
+    /// `helm template`.
+    Render,
+    /// The rendered documents against the Kubernetes schemas (kubeconform).
+    Validate,
+    /// chart-testing: the version is greater than on the target branch.
+    VersionIncrement,
+    /// chart-testing: Chart.yaml against ct's yamale schema.
+    ChartSchema,
+    /// chart-testing: yamllint over Chart.yaml and the values files.
+    Yamllint,
+    /// chart-testing: maintainers present (or absent when deprecated).
+    Maintainers,
+    /// chart-testing: one of `additional-commands`.
+    Command,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Chart => "chart",
+            Step::Dependencies => "dependencies",
+            Step::Values => "values",
+            Step::Lint => "lint",
+            Step::Render => "render",
+            Step::Validate => "validate",
+            Step::VersionIncrement => "version-increment",
+            Step::ChartSchema => "chart-schema",
+            Step::Yamllint => "yamllint",
+            Step::Maintainers => "maintainers",
+            Step::Command => "command",
+        }
+    }
+
+    /// Where the lint engine lists a step of its own (the order it makes
+    /// them in); steps of a profile rank after.
+    pub fn engine_rank(self) -> usize {
+        match self {
+            Step::Dependencies => 0,
+            Step::Values => 1,
+            Step::Lint => 2,
+            Step::Render => 3,
+            Step::Validate => 4,
+            _ => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of one chart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepResult {
-    pub step: String,
+    pub step: Step,
     /// The environment (`default` for charts without values-<env>.yaml).
     pub env: Option<String>,
     /// The Kubernetes version for render and validate steps.
@@ -57,7 +123,7 @@ pub struct StepResult {
 
 impl StepResult {
     pub fn new(
-        step: &str,
+        step: Step,
         env: Option<&str>,
         kube: Option<&str>,
         status: Status,
@@ -65,7 +131,7 @@ impl StepResult {
         message: impl Into<String>,
     ) -> Self {
         StepResult {
-            step: step.to_string(),
+            step,
             env: env.map(str::to_string),
             kube_version: kube.map(str::to_string),
             status,

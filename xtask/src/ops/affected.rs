@@ -14,6 +14,7 @@ use anyhow::Result;
 use crate::core::context::Context;
 use crate::core::graph::ChartGraph;
 use crate::core::model::Repo;
+use crate::core::selection::Selection;
 use crate::exec::git::{Base, Git};
 use crate::util::helmignore::HelmIgnore;
 
@@ -29,12 +30,42 @@ pub struct Affected {
     pub affected: BTreeSet<usize>,
 }
 
-/// Indices of the charts changed since the merge base of `base` (default
-/// `origin/main` if it exists, else `main`) and every chart that depends on
-/// them, transitively. A base that is not there is an environment error that
-/// says how to fix it.
-pub fn changed_charts(ctx: &Context, repo: &Repo, graph: &ChartGraph, base: Option<&str>) -> Result<BTreeSet<usize>> {
-    Ok(compute(ctx, repo, graph, base)?.affected)
+/// The charts a [`Selection`] picks, resolved against the repository.
+pub struct Selected {
+    /// Readable charts, by index into `repo.charts`.
+    pub charts: BTreeSet<usize>,
+    /// Charts whose Chart.yaml cannot be read that the selection names or
+    /// the change touches: reported as failed, never silently left out.
+    pub broken: Vec<crate::core::model::BrokenChart>,
+}
+
+/// Resolves `--chart` names (a name no chart has is a usage error listing
+/// the charts), `--changed` (the affected charts and the broken ones the
+/// change touches), or every chart.
+pub fn select(ctx: &Context, repo: &Repo, graph: &ChartGraph, selection: &Selection) -> Result<Selected> {
+    if !selection.charts.is_empty() {
+        let mut charts = BTreeSet::new();
+        let mut broken = Vec::new();
+        for name in &selection.charts {
+            if let Some(index) = repo.index_of(name) {
+                charts.insert(index);
+            } else if let Some(b) = repo.broken.iter().find(|b| &b.name == name) {
+                broken.push(b.clone());
+            } else {
+                return crate::util::exit::usage(format!(
+                    "--chart {name}: no such chart; the charts are: {}",
+                    repo.all_names().join(", ")
+                ));
+            }
+        }
+        return Ok(Selected { charts, broken });
+    }
+    if selection.changed {
+        let affected = compute(ctx, repo, graph, selection.base())?;
+        let broken = broken_touched(repo, &affected.files).into_iter().cloned().collect();
+        return Ok(Selected { charts: affected.affected, broken });
+    }
+    Ok(Selected { charts: (0..repo.charts.len()).collect(), broken: repo.broken.clone() })
 }
 
 /// The full answer behind [`changed_charts`], for commands that report it.

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::core::context::{Context, Format};
 use crate::core::graph::ChartGraph;
 use crate::core::model::Repo;
+use crate::core::selection::Selection;
 use crate::exec::git::Git;
 use crate::ops::affected;
 use crate::ops::package::edit::{self, Edits};
@@ -28,22 +29,13 @@ use crate::util::exit;
 use crate::util::fs;
 
 /// Options of `cargo xtask bump`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// Bump the charts changed since the merge base with --base, and their dependents.
-    #[arg(long, conflicts_with = "charts")]
-    pub changed: bool,
-    /// The branch or commit to compare with (default: origin/main, else main).
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-    /// Bump this chart and every chart that depends on it (repeatable).
-    #[arg(long = "chart", value_name = "NAME")]
-    pub charts: Vec<String>,
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Which charts, and the base a change is measured against.
+    pub selection: Selection,
     /// Which part of the version to raise.
-    #[arg(long, value_enum, default_value = "patch")]
     pub level: Level,
     /// Print what would change and write nothing.
-    #[arg(long)]
     pub dry_run: bool,
 }
 
@@ -83,7 +75,7 @@ struct Report {
     written: Vec<String>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     let result = run_inner(args, ctx);
     if let Err(err) = &result {
         crate::ops::package::emit_error(ctx, "bump", err);
@@ -91,20 +83,20 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     result
 }
 
-fn run_inner(args: Args, ctx: &Context) -> Result<()> {
-    if !args.changed && args.charts.is_empty() {
+fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
+    if !args.selection.changed && args.selection.charts.is_empty() {
         return exit::usage("bump needs a selection: --changed [--base REF], or --chart NAME (repeatable)");
     }
     let repo = Repo::discover(&ctx.root, &ctx.config)?;
     let graph = ChartGraph::build(&repo);
     let git = Git::open(&ctx.root)?;
-    let affected = affected::compute_in(&git, &repo, &graph, args.base.as_deref())?;
+    let affected = affected::compute_in(&git, &repo, &graph, args.selection.base.as_deref())?;
 
-    let set = if args.changed {
+    let set = if args.selection.changed {
         affected.affected.clone()
     } else {
         let mut named = BTreeSet::new();
-        for name in &args.charts {
+        for name in &args.selection.charts {
             match repo.index_of(name) {
                 Some(index) => {
                     named.insert(index);

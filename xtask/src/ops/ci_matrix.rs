@@ -25,16 +25,13 @@ use serde::Serialize;
 use crate::core::context::Context;
 use crate::core::graph::ChartGraph;
 use crate::core::model::Repo;
+use crate::core::selection::Selection;
 
 /// Options of `cargo xtask ci-matrix`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// List only the charts changed since the merge base with --base, and their dependents.
-    #[arg(long)]
-    pub changed: bool,
-    /// The branch or commit --changed compares with (default: origin/main, else main).
-    #[arg(long, value_name = "REF", requires = "changed")]
-    pub base: Option<String>,
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Which charts, and the base a change is measured against.
+    pub selection: Selection,
 }
 
 /// One matrix entry: one CI job.
@@ -55,7 +52,7 @@ pub struct Matrix {
     pub include: Vec<Entry>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     let matrix = compute(ctx, &args)?;
     // Always JSON on stdout (whatever --format says): this command exists to
     // feed a workflow. People get a one-line summary on stderr.
@@ -70,24 +67,13 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
 }
 
 /// The matrix for the repository at `ctx.root`.
-pub fn compute(ctx: &Context, args: &Args) -> Result<Matrix> {
+pub fn compute(ctx: &Context, args: &Opts) -> Result<Matrix> {
     let repo = Repo::discover(&ctx.root, &ctx.config)?;
     let graph = ChartGraph::build(&repo);
-    let (selected, broken_selected) = if args.changed {
-        let affected = crate::ops::affected::compute(ctx, &repo, &graph, args.base.as_deref())?;
-        // Files inside a broken chart's folder map to no chart in `affected`
-        // (it only knows readable charts), so they are matched here.
-        let broken: BTreeSet<usize> = repo
-            .broken
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| affected.files.iter().any(|f| f.starts_with(&format!("{}/", b.rel))))
-            .map(|(i, _)| i)
-            .collect();
-        (affected.affected, broken)
-    } else {
-        ((0..repo.charts.len()).collect(), (0..repo.broken.len()).collect())
-    };
+    let picked = crate::ops::affected::select(ctx, &repo, &graph, &args.selection)?;
+    let broken_selected: BTreeSet<usize> =
+        (0..repo.broken.len()).filter(|&i| picked.broken.iter().any(|b| b.rel == repo.broken[i].rel)).collect();
+    let selected = picked.charts;
     Ok(Matrix { include: entries(&repo, &graph, &selected, &broken_selected) })
 }
 

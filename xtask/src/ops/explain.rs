@@ -24,28 +24,21 @@ use crate::core::values::{self, Inputs};
 use crate::util::exit;
 
 /// Options of `cargo xtask explain`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Opts {
     /// The chart to explain: a service chart (as its umbrella deploys it), or the umbrella.
-    #[arg(value_name = "CHART")]
     pub chart: String,
     /// Show only this key and what is below it, dotted as in --set (`image`, `resources.limits`).
-    #[arg(value_name = "KEY")]
     pub key: Option<String>,
     /// The environment: the umbrella's values-<env>.yaml (dev, staging, prod).
-    #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
     /// A value as helm's --set takes it, keys relative to the umbrella (catalogue.replicaCount=5); repeatable.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// A values file over the environment file, as helm's -f; repeatable.
-    #[arg(short = 'f', long = "values", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The umbrella to explain the chart in, when more than one deploys it.
-    #[arg(long, value_name = "NAME")]
     pub umbrella: Option<String>,
     /// Print the values that look secret instead of `(hidden)`.
-    #[arg(long)]
     pub show_secrets: bool,
 }
 
@@ -103,7 +96,7 @@ struct DeletedReport {
 
 const HIDDEN: &str = "(hidden)";
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     if !matches!(ctx.format, Format::Human | Format::Json) {
         return exit::usage(format!("explain prints human or json, not {}", ctx.format.name()));
     }
@@ -247,7 +240,7 @@ struct Place<'a> {
     in_umbrella: bool,
 }
 
-fn locate<'a>(repo: &'a Repo, args: &Args) -> Result<Place<'a>> {
+fn locate<'a>(repo: &'a Repo, args: &Opts) -> Result<Place<'a>> {
     let names = || repo.all_names().join(", ");
     // The chart may be named by its Chart.yaml name or by an umbrella's alias for it.
     let by_alias = |umbrella: &'a Chart| {

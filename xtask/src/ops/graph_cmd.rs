@@ -23,23 +23,19 @@ use crate::util::exit;
 pub const README: &str = "README.md";
 
 /// Options of `cargo xtask graph`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Opts {
     /// The diagram language. (Not `--format`: that global flag picks
     /// human or JSON output for every command, and one flag cannot take both
     /// sets of values.)
     /// Set by the global `--format mermaid|dot` (mermaid for the default `human`).
-    #[arg(skip = GraphFormat::Mermaid)]
     pub graph_format: GraphFormat,
     /// `runtime`: services and the services they call (service-matrix.yaml);
     /// `charts`: charts and the charts they depend on.
-    #[arg(long, value_enum, default_value = "runtime")]
     pub view: View,
     /// Regenerate every `<!-- graph:VIEW:start/end -->` block of README.md.
-    #[arg(long, conflicts_with = "check")]
     pub write: bool,
     /// Fail (exit 1) when a diagram block of README.md is out of date.
-    #[arg(long)]
     pub check: bool,
 }
 
@@ -65,7 +61,7 @@ impl View {
     }
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     if args.write || args.check {
         return readme(ctx, args.check);
     }

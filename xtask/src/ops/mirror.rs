@@ -39,33 +39,17 @@ pub const PATH_ON_MIRROR: &str = "bitnamicharts";
 /// Where the stand-in charts are, relative to the repository root.
 pub const DEFAULT_CHARTS: &str = "fixtures/bitnami-standins";
 
-/// Options of `cargo xtask mirror`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    action: Action,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-enum Action {
-    /// Start the registry in the background, push the charts, print the --mirror flag.
-    Start {
-        /// Loopback port to listen on; 0 picks a free one.
-        #[arg(long, default_value_t = 5000)]
-        port: u16,
-        /// Folder whose chart subfolders are packaged and pushed [default: fixtures/bitnami-standins].
-        #[arg(long, value_name = "DIR")]
-        charts: Option<PathBuf>,
-    },
-    /// Stop the registry started by `mirror start` and delete its storage.
+/// What `cargo xtask mirror` is asked to do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Start the registry in the background on this loopback port (0: a
+    /// free one) and push the charts of `charts` (default: the stand-ins).
+    Start { port: u16, charts: Option<PathBuf> },
+    /// Stop the registry `start` started and delete its storage.
     Stop,
-    /// Say whether the registry runs; print its --mirror flag if it does (exit 1 if not).
+    /// Say whether the registry runs.
     Status,
-    /// Serve the stand-ins from a fresh registry on a free port until stdin closes (for tests).
-    ///
-    /// Prints the --mirror flag on stdout, then waits. The registry lives
-    /// exactly as long as this process, so a test that spawns it with a piped
-    /// stdin never leaves a registry behind, even when it is killed.
+    /// Serve the stand-ins from a fresh registry until stdin closes.
     Serve,
 }
 
@@ -91,9 +75,9 @@ struct Report<'a> {
     flag: Option<String>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(action: Action, ctx: &Context) -> Result<()> {
     let dir = ctx.work_dir.join("mirror");
-    match args.action {
+    match action {
         Action::Start { port, charts } => start(ctx, &dir, port, charts),
         Action::Stop => stop(ctx, &dir),
         Action::Status => status(ctx, &dir),

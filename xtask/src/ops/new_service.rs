@@ -33,32 +33,26 @@ use crate::core::context::Context;
 use crate::core::matrix::{Service, ServiceMatrix};
 use crate::core::model::{Chart, ChartKind, Repo};
 use crate::util::exit;
+use crate::util::yaml_edit::{self, block_end, indent, is_content, join_lines, top_level_line};
 
 /// Options of `cargo xtask new-service`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Opts {
     /// The service name: a DNS-1123 label (lowercase letters, digits, `-`), at most 50 characters.
     pub name: String,
     /// The port the service listens on.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Services it calls, comma-separated; each must be in the service matrix.
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub deps: Vec<String>,
     /// The workload: a Deployment, or a StatefulSet with a volume per pod.
-    #[arg(long = "type", value_enum, default_value = "deployment")]
     pub workload: Workload,
     /// The language, which picks the default resources (nodejs, java, python, nginx, php, go).
-    #[arg(long, default_value = "nodejs")]
     pub language: String,
     /// The image, REPOSITORY:TAG (default: robotshop/rs-NAME:0.1.0; the tag must not be `latest`).
-    #[arg(long, value_name = "REPOSITORY:TAG")]
     pub image: Option<String>,
     /// The HTTP path of the liveness and readiness probes.
-    #[arg(long, default_value = "/health", value_name = "PATH")]
     pub health: String,
     /// Print the files that would be written and write nothing.
-    #[arg(long)]
     pub dry_run: bool,
 }
 
@@ -96,7 +90,7 @@ fn profile_for(language: &str) -> &str {
     }
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     let plan = plan(ctx, &args)?;
     if args.dry_run {
         eprintln!("new-service {} (dry run): would write", args.name);
@@ -156,7 +150,7 @@ struct Plan {
     readme: bool,
 }
 
-fn plan(ctx: &Context, args: &Args) -> Result<Plan> {
+fn plan(ctx: &Context, args: &Opts) -> Result<Plan> {
     let name = args.name.as_str();
     check_name(name)?;
     let matrix_file = ctx.config.service_matrix.clone();
@@ -386,7 +380,7 @@ fn uses(chart: &Chart, library: &Chart) -> bool {
         .any(|d| d.file_path().and_then(|p| chart.dir.join(p).canonicalize().ok()) == library.dir.canonicalize().ok())
 }
 
-fn image(args: &Args, name: &str) -> Result<(String, String)> {
+fn image(args: &Opts, name: &str) -> Result<(String, String)> {
     let Some(image) = &args.image else {
         return Ok((format!("robotshop/rs-{name}"), FIRST_VERSION.to_string()));
     };
@@ -756,62 +750,13 @@ fn push_to(document: &mut Value, path: &[&str], value: Value) -> bool {
     }
 }
 
-/// One line of a file with its indentation.
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-fn is_content(line: &str) -> bool {
-    let t = line.trim();
-    !t.is_empty() && !t.starts_with('#')
-}
-
-/// A line that starts a new top-level key (or ends the document).
-fn is_top_level(line: &str) -> bool {
-    is_content(line) && indent(line) == 0 && !line.starts_with('-')
-}
-
-/// The index of the last content line of the block under the top-level key
-/// on line `start`: comments and blank lines after it belong to what follows.
-fn block_end(lines: &[&str], start: usize) -> usize {
-    let mut last = start;
-    for (i, line) in lines.iter().enumerate().skip(start + 1) {
-        if is_top_level(line) {
-            break;
-        }
-        if is_content(line) {
-            last = i;
-        }
-    }
-    last
-}
-
-fn top_level_line(lines: &[&str], key: &str) -> Option<usize> {
-    let prefix = format!("{key}:");
-    lines.iter().position(|l| indent(l) == 0 && l.starts_with(&prefix))
-}
-
 fn refuse(file: &str, why: &str) -> anyhow::Error {
     anyhow::anyhow!("new-service: cannot edit {file} without rewriting it ({why}); nothing was written: add the entry by hand, or reshape the file as a block list")
 }
 
-/// Parses both texts and checks that the edit made exactly `change`.
+/// Proves an edit (see [`crate::util::yaml_edit::verify`]).
 fn verify(before: &str, after: &str, file: &str, change: impl FnOnce(&mut Value) -> bool) -> Result<()> {
-    let mut expected: Value = crate::util::yaml::parse(before, file)?;
-    let actual: Value = crate::util::yaml::parse(after, file)
-        .map_err(|err| refuse(file, &format!("the edited text does not parse: {err}")))?;
-    if !change(&mut expected) || expected != actual {
-        return Err(refuse(file, "the edited text does not parse to the intended change"));
-    }
-    Ok(())
-}
-
-fn join_lines(lines: &[String], trailing_newline: bool) -> String {
-    let mut text = lines.join("\n");
-    if trailing_newline {
-        text.push('\n');
-    }
-    text
+    yaml_edit::verify(before, after, file, change).map_err(|why: String| refuse(file, &why))
 }
 
 /// Appends an item to the block sequence under a top-level key, after its

@@ -13,10 +13,9 @@ use crate::core::outcome::{RepoCheck, Status};
 use crate::util::{exit, fs};
 
 /// Options of `cargo xtask schema`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Opts {
     /// Write nothing; fail (exit 1) when a copy is not what would be generated.
-    #[arg(long)]
     pub check: bool,
 }
 
@@ -42,7 +41,7 @@ fn copies(ctx: &Context, contract: &Contract<'_>) -> Result<(String, Vec<Copy>)>
     Ok((expected, copies))
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     if ctx.format != Format::Human {
         return exit::usage("schema prints for people only (--format human)");
     }

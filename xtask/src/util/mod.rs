@@ -1,7 +1,9 @@
-//! The bottom layer: helpers that know nothing of charts (files, YAML,
-//! `.helmignore` patterns, exit codes). Imports nothing of the crate.
+//! The bottom layer: helpers that know nothing of charts (files, YAML and
+//! its comment-keeping editor, `.helmignore` patterns, dates, exit codes). Imports nothing of the crate.
 
 pub mod exit;
 pub mod fs;
 pub mod helmignore;
+pub mod time;
 pub mod yaml;
+pub mod yaml_edit;

@@ -109,6 +109,21 @@ fn key_text(key: &yaml_serde::Value) -> String {
     }
 }
 
+/// The merge of plain YAML documents, in order, as `-f` files merge
+/// ([`merge_maps`]), for callers that want the merged values and not where
+/// each came from (`gitops`). A document that is not a map counts as empty,
+/// as an empty values file does. Keys come out sorted.
+pub fn merge_documents(documents: impl IntoIterator<Item = yaml_serde::Value>) -> yaml_serde::Value {
+    let mut merged = new_table();
+    for document in documents {
+        if let Value::Map(table) = from_yaml(document, super::tree::IMPLICIT).value {
+            merged = merge_maps(&merged, &table);
+        }
+    }
+    // JSON to YAML cannot fail: every JSON value is a YAML value.
+    yaml_serde::to_value(super::tree::table_to_plain(&merged)).unwrap_or(yaml_serde::Value::Null)
+}
+
 /// Helm's `loader.MergeMaps(a, b)`: a new table with `a`'s entries, then
 /// `b`'s; where both hold a table the two are merged the same way, anything
 /// else in `b` replaces what `a` had.

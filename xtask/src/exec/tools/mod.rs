@@ -54,29 +54,24 @@ pub struct Toolset {
     pub schemas: Schemas,
 }
 
-/// `cargo xtask tools`: find (or install) the pinned tools and print
-/// `name<TAB>version<TAB>path` per tool on stdout.
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// What `cargo xtask tools` resolves and prints.
+#[derive(Debug, Clone)]
+pub struct Opts {
     /// Resolve only these [default: helm, kubeconform and schemas].
-    #[arg(value_enum, value_name = "TOOL")]
-    only: Vec<Part>,
+    pub only: Vec<Part>,
     /// A Kubernetes version to prepare schemas for, X.Y.Z; repeatable
     /// [default: `kube-versions` in xtask.toml].
-    #[arg(long = "kube-version", value_name = "X.Y.Z")]
-    kube_versions: Vec<String>,
+    pub kube_versions: Vec<String>,
     /// Also find or build the CNCF distribution registry (tests, `mirror`).
-    #[arg(long)]
-    registry: bool,
+    pub registry: bool,
     /// Also find or build chart-testing (`ct`), the helm-unittest plugin,
     /// yamllint and yamale (see `chart_testing.rs`).
-    #[arg(long)]
-    chart_testing: bool,
+    pub chart_testing: bool,
 }
 
 /// What `cargo xtask tools` can resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Part {
+pub enum Part {
     Helm,
     Kubeconform,
     /// The kubeconform schema folder.
@@ -126,7 +121,7 @@ pub fn ensure_registry(ctx: &Context) -> Result<Tool> {
 }
 
 /// `cargo xtask tools`.
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     let kube_versions =
         if args.kube_versions.is_empty() { ctx.config.kube_versions.clone() } else { args.kube_versions.clone() };
     for version in &kube_versions {

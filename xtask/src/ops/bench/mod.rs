@@ -22,6 +22,7 @@
 mod baseline;
 mod hostile;
 pub mod measure;
+mod plot;
 pub mod synth;
 mod vs_ct;
 
@@ -37,33 +38,28 @@ use crate::core::context::{Context, Format};
 use measure::{Machine, Measured};
 
 /// Options of `cargo xtask bench`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Opts {
     /// Number of service charts of a synthetic repository (repeatable) [default: 10, 50, 200].
-    #[arg(long = "charts", value_name = "N")]
     pub charts: Vec<usize>,
     /// Keep the synthetic repositories and work folders (their place is printed).
-    #[arg(long)]
     pub keep: bool,
     /// Skip the one-chart-at-a-time baseline (minutes at N=200); no speed-ups are shown then.
-    #[arg(long)]
     pub no_baseline: bool,
     /// Only write the synthetic repository of the first --charts N (default 10) to DIR, measure nothing.
-    #[arg(long, value_name = "DIR")]
     pub generate: Option<std::path::PathBuf>,
     /// Internal: run one reference scenario in this process over --root and
     /// print its outcome as JSON (the benchmark measures it from outside).
-    #[arg(long, value_enum, hide = true)]
     pub scenario: Option<Reference>,
     /// Compare with chart-testing instead: `ct lint --all` against
     /// `cargo xtask lint` on the synthetic monorepo, verdicts equal, wall
     /// times and ratio [default size: 50 services].
-    #[arg(long)]
     pub vs_ct: bool,
     /// Measure how fast hostile files (100,000 nested brackets in the matrix
     /// and a values file) are refused, against a clean lint.
-    #[arg(long)]
     pub hostile: bool,
+    /// Also draw wall time against N for every scenario as an SVG here.
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// The reference scenarios that run inside a child of the benchmark.
@@ -129,7 +125,7 @@ struct Results {
     sizes: Vec<SizeResult>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     // The synthetic repositories have no xtask.toml: they are checked for the
     // default Kubernetes versions, and so is everything compared with them.
     let kube_versions = crate::core::config::Config::default().kube_versions;
@@ -195,6 +191,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     machine.load_after = measure::load_average();
     let command = command_line(&args);
     print_table(&machine, &results, &command);
+    if let Some(file) = &args.plot {
+        let title = format!("{command} ({} cores, {})", machine.cores, crate::util::time::today());
+        crate::util::fs::write_atomic(file, plot::svg(&series(&results), &title).as_bytes())?;
+        eprintln!("bench: plot written to {}", file.display());
+    }
     if ctx.format == Format::Json {
         let doc = Results { machine, kube_versions, command, sizes: results };
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -202,8 +203,23 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// One plot line per scenario, in the order they were measured.
+fn series(results: &[SizeResult]) -> Vec<plot::Series> {
+    let mut series: Vec<plot::Series> = Vec::new();
+    for size in results {
+        for row in &size.scenarios {
+            let point = (size.services as f64, row.wall_ms as f64 / 1000.0);
+            match series.iter_mut().find(|s| s.name == row.scenario) {
+                Some(line) => line.points.push(point),
+                None => series.push(plot::Series { name: row.scenario.to_string(), points: vec![point] }),
+            }
+        }
+    }
+    series
+}
+
 /// The command that reproduces this run, for the table and the README.
-fn command_line(args: &Args) -> String {
+fn command_line(args: &Opts) -> String {
     let mut line = String::from("cargo xtask bench");
     for n in &args.charts {
         line.push_str(&format!(" --charts {n}"));

@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::core::outcome::{Status, StepResult};
+use crate::core::outcome::{Status, Step, StepResult};
 use crate::exec::tools::Tool;
 
 /// The step name of an additional command in the lint report.
-pub const STEP: &str = "command";
+pub const STEP: Step = Step::Command;
 
 /// What a template may refer to for one chart.
 #[derive(Debug, Clone)]

@@ -36,9 +36,10 @@ use anyhow::Result;
 
 use crate::core::context::Context;
 use crate::core::model::{BrokenChart, Repo};
-use crate::core::outcome::{Status, StepResult};
+use crate::core::outcome::{Status, Step, StepResult};
 use crate::exec::tools::chart_testing::PythonTools;
 use crate::exec::tools::Tool;
+use crate::ops::lint::profile::{ExtraChecks, Profile, RunInputs};
 use crate::ops::stage::Stager;
 pub use config::CtConfig;
 
@@ -78,7 +79,7 @@ impl Ct {
     /// The context for a ct repository: ct's `chart-dirs` unless xtask.toml
     /// names its own. (How strictly helm lints is the lint profile's
     /// `strict`, from `lint_strict` of the configuration.)
-    pub fn context(&self, ctx: &Context) -> Context {
+    fn with_chart_dirs(&self, ctx: &Context) -> Context {
         let mut ctx = ctx.clone();
         if !xtask_toml_sets(&ctx.root, "chart-dirs") {
             ctx.config.chart_dirs = self.config.chart_dirs.clone();
@@ -89,7 +90,7 @@ impl Ct {
     /// Rewrites `@name` and `alias:name` dependency repositories to the URL
     /// `chart-repos` gives that name (ct adds those repositories to helm
     /// under the name; the xtask pulls by URL).
-    pub fn resolve_repository_names(&self, repo: &mut Repo) {
+    fn resolve_repository_names(&self, repo: &mut Repo) {
         for chart in &mut repo.charts {
             for dep in &mut chart.meta.dependencies {
                 let Some(reference) = dep.repository.as_deref() else { continue };
@@ -106,7 +107,7 @@ impl Ct {
     /// Removes what ct would not lint: `excluded-charts` (by folder name)
     /// and, with `exclude-deprecated`, deprecated charts. They stay in the
     /// repository model, so charts that depend on them still stage.
-    pub fn deselect(&self, repo: &Repo, selected: &mut BTreeSet<usize>, broken: &mut Vec<BrokenChart>) {
+    fn leave_out(&self, repo: &Repo, selected: &mut BTreeSet<usize>, broken: &mut Vec<BrokenChart>) {
         selected.retain(|&index| {
             let chart = &repo.charts[index];
             let deprecated = self.config.exclude_deprecated && chart_yaml(&chart.dir).is_some_and(|y| y.deprecated);
@@ -118,7 +119,7 @@ impl Ct {
     /// Resolves tools and inputs for a run. `changed` is the set of charts
     /// that hold a changed file when the run is `--changed` (ct checks the
     /// version of those only), `None` for a run of all or named charts.
-    pub fn prepare(
+    fn resolve(
         &self,
         ctx: &Context,
         repo: &Repo,
@@ -172,6 +173,41 @@ impl Ct {
             old_versions,
             jobs,
         })
+    }
+}
+
+/// chart-testing as a lint profile: ct's chart folders and target branch,
+/// its strictness, its deselection and its checks before the engine's.
+impl Profile for Ct {
+    fn strict(&self) -> bool {
+        self.config.lint_strict
+    }
+
+    fn context(&self, ctx: &Context) -> Context {
+        self.with_chart_dirs(ctx)
+    }
+
+    fn default_base(&self) -> Option<String> {
+        Some(self.config.target_ref())
+    }
+
+    fn adapt(&self, repo: &mut Repo) {
+        self.resolve_repository_names(repo);
+    }
+
+    fn deselect(&self, repo: &Repo, selected: &mut BTreeSet<usize>, broken: &mut Vec<BrokenChart>) {
+        self.leave_out(repo, selected, broken);
+    }
+
+    fn prepare(&self, run: &RunInputs<'_>) -> Result<Option<Box<dyn ExtraChecks + Send + Sync>>> {
+        // ct checks versions only of the charts that hold a change.
+        let changed = if run.selection.changed && self.config.check_version_increment {
+            Some(crate::ops::affected::compute(run.ctx, run.repo, run.graph, run.selection.base())?.changed)
+        } else {
+            None
+        };
+        let prepared = self.resolve(run.ctx, run.repo, &run.tools.helm, changed.as_ref(), run.jobs)?;
+        Ok(Some(Box::new(prepared)))
     }
 }
 
@@ -272,13 +308,13 @@ fn maintainers_verdict(meta: &CtChartYaml) -> Result<(), String> {
     Ok(())
 }
 
-impl Prepared {
+impl ExtraChecks for Prepared {
     /// What the checks depend on beyond the chart's packaged files, for the
     /// cache key: the configuration, lintconf and schema, the tool versions,
     /// every file of the chart folder (ci values and unit tests are often
     /// left out of the package by .helmignore), and the version on the
     /// target branch when the version check applies.
-    pub fn key_part(&self, repo: &Repo, index: usize) -> Result<String> {
+    fn key_part(&self, repo: &Repo, index: usize) -> Result<String> {
         let chart = &repo.charts[index];
         let mut key = crate::ops::cache::KeyBuilder::default();
         key.add("ct-config", self.config.fingerprint().as_bytes());
@@ -299,7 +335,7 @@ impl Prepared {
     }
 
     /// Runs ct's checks for `charts`; each chart's steps in ct's order.
-    pub fn check(
+    fn check(
         &self,
         ctx: &Context,
         repo: &Repo,
@@ -318,7 +354,7 @@ impl Prepared {
                 push(
                     &mut steps,
                     index,
-                    StepResult::new("version-increment", None, None, status, Default::default(), message),
+                    StepResult::new(Step::VersionIncrement, None, None, status, Default::default(), message),
                 );
             }
         }
@@ -360,7 +396,7 @@ impl Prepared {
                 push(
                     &mut steps,
                     index,
-                    StepResult::new("maintainers", None, None, status, Default::default(), message),
+                    StepResult::new(Step::Maintainers, None, None, status, Default::default(), message),
                 );
             }
         }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::core::context::Context;
 use crate::core::model::Repo;
+use crate::core::outcome::Step;
 use crate::exec::tools::chart_testing::PythonTools;
 
 /// The helper, passed to `python -c`.
@@ -96,16 +97,16 @@ pub fn run(
 impl Found {
     /// The `chart-schema` and `yamllint` steps of one chart, as
     /// `(step, Ok(notes) | Err(problems))`.
-    pub fn for_chart(&self, repo: &Repo, index: usize) -> Vec<(&'static str, Result<String, String>)> {
+    pub fn for_chart(&self, repo: &Repo, index: usize) -> Vec<(Step, Result<String, String>)> {
         let mut out = Vec::new();
         let answer = match &self.answer {
             Ok(answer) => answer,
             Err(message) => {
                 if self.schema {
-                    out.push(("chart-schema", Err(message.clone())));
+                    out.push((Step::ChartSchema, Err(message.clone())));
                 }
                 if self.yamllint {
-                    out.push(("yamllint", Err(message.clone())));
+                    out.push((Step::Yamllint, Err(message.clone())));
                 }
                 return out;
             }
@@ -120,7 +121,7 @@ impl Found {
                 }
                 None => Err(format!("{file}: the schema check said nothing about it")),
             };
-            out.push(("chart-schema", verdict));
+            out.push((Step::ChartSchema, verdict));
         }
         if self.yamllint {
             let mut errors = Vec::new();
@@ -146,7 +147,7 @@ impl Found {
                 errors.extend(warnings);
                 Err(errors.join("\n"))
             };
-            out.push(("yamllint", verdict));
+            out.push((Step::Yamllint, verdict));
         }
         out
     }

@@ -29,33 +29,27 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 
 use crate::core::context::{Context, Format};
+use crate::core::selection::Selection;
 use crate::exec::git::Git;
 use crate::util::exit;
 use render::{Rendered, Settings, Side};
 use report::{BaseInfo, ChartReport, EnvReport, Report, Status};
 
 /// Options of `cargo xtask diff`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// The branch or commit to compare with (default: origin/main, else main); its merge base with HEAD is rendered.
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-    /// Compare only this chart (repeatable) instead of the charts the change affects.
-    #[arg(long = "chart", value_name = "NAME")]
-    pub charts: Vec<String>,
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Which charts, and the base a change is measured against.
+    pub selection: Selection,
     /// Compare only this environment of charts that have values-<env>.yaml files (repeatable).
-    #[arg(long = "env", value_name = "ENV")]
     pub envs: Vec<String>,
     /// Fetch a dependency repository's charts from another one: FROM=TO (repeatable), e.g. the
     /// `--mirror` that `cargo xtask mirror start` prints, for the umbrella's Bitnami charts.
-    #[arg(long = "mirror", value_name = "FROM=TO")]
     pub mirrors: Vec<String>,
     /// The Kubernetes version to render for, X.Y.Z (default: the first in xtask.toml).
-    #[arg(long = "kube-version", value_name = "X.Y.Z")]
     pub kube_version: Option<String>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     if !matches!(ctx.format, Format::Human | Format::Json | Format::Markdown) {
         return exit::usage(format!("diff prints human, json or markdown, not {}", ctx.format.name()));
     }
@@ -78,12 +72,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     crate::util::fs::ignore_folder(&ctx.work_dir)?;
     let run = worktree::RunDir::create(ctx)?;
     let head = Side::new("working tree", Context { work_dir: run.path().join("head"), ..ctx.clone() })?;
-    let (base, changed_files, mut names) = if args.charts.is_empty() {
-        let affected = crate::ops::affected::compute_in(&git, &head.repo, &head.graph, args.base.as_deref())?;
+    let (base, changed_files, mut names) = if args.selection.charts.is_empty() {
+        let affected = crate::ops::affected::compute_in(&git, &head.repo, &head.graph, args.selection.base.as_deref())?;
         let names: BTreeSet<String> = affected.affected.iter().map(|&i| head.repo.charts[i].name.clone()).collect();
         (affected.base, affected.files, names)
     } else {
-        (git.base(args.base.as_deref())?, Vec::new(), args.charts.iter().cloned().collect())
+        (git.base(args.selection.base.as_deref())?, Vec::new(), args.selection.charts.iter().cloned().collect())
     };
 
     let tools = crate::exec::tools::ensure(ctx, &[])?;
@@ -93,7 +87,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         "base",
         Context { root: tree.root().to_path_buf(), work_dir: run.path().join("base"), ..ctx.clone() },
     )?;
-    if args.charts.is_empty() {
+    if args.selection.charts.is_empty() {
         // Charts the change deleted exist only at the base.
         for chart in &base_side.repo.charts {
             let touched = changed_files.iter().any(|f| f.starts_with(&format!("{}/", chart.rel)));
@@ -145,7 +139,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
     // for, fails the diff with its reason: it has nothing to render.
     for broken in &head.repo.broken {
         let touched = changed_files.iter().any(|f| f.starts_with(&format!("{}/", broken.rel)));
-        if touched || args.charts.contains(&broken.name) {
+        if touched || args.selection.charts.contains(&broken.name) {
             ok = false;
             charts.push(ChartReport {
                 chart: broken.name.clone(),

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use rayon::prelude::*;
 
-use super::report::{Status, StepResult};
+use super::report::{Status, Step, StepResult};
 use crate::core::context::Context;
 use crate::core::model::{Chart, ChartKind, Environment, Repo};
 use crate::exec::helm;
@@ -127,7 +127,7 @@ impl Checker<'_> {
             }
             let status = Status::from_ok(problems.is_empty());
             steps.get_mut(&index).expect("chart of this batch").push(StepResult::new(
-                "values",
+                Step::Values,
                 None,
                 None,
                 status,
@@ -201,8 +201,7 @@ impl Checker<'_> {
     fn order_steps(&self, index: usize, steps: &mut BTreeMap<usize, Vec<StepResult>>) {
         let chart = &self.repo.charts[index];
         let rank = |s: &StepResult| {
-            let step =
-                ["dependencies", "values", "lint", "render", "validate"].iter().position(|n| *n == s.step).unwrap_or(5);
+            let step = s.step.engine_rank();
             let kube = s
                 .kube_version
                 .as_ref()
@@ -290,7 +289,8 @@ impl Checker<'_> {
         let paths: Vec<PathBuf> = group.iter().map(|&c| self.staged(c)).collect();
         let values = env.map(|e| self.values_paths(e)).unwrap_or_default();
         let env_name = env.map_or(crate::core::model::DEFAULT_ENV, |e| e.name.as_str());
-        let step = |status, duration, message| StepResult::new("lint", Some(env_name), None, status, duration, message);
+        let step =
+            |status, duration, message| StepResult::new(Step::Lint, Some(env_name), None, status, duration, message);
         match helm::lint(&self.tools.helm, &paths, &values, self.newest_kube(), self.strict) {
             Ok((finished, verdicts)) => {
                 for (&index, path) in group.iter().zip(&paths) {
@@ -336,7 +336,9 @@ impl Checker<'_> {
     fn lint_validated_schema(&self, index: usize, linted: &BTreeMap<usize, Vec<StepResult>>) -> bool {
         let passed = linted.get(&index).is_some_and(|steps| {
             steps.iter().any(|s| {
-                s.step == "lint" && s.env.as_deref() == Some(crate::core::model::DEFAULT_ENV) && s.status == Status::Ok
+                s.step == Step::Lint
+                    && s.env.as_deref() == Some(crate::core::model::DEFAULT_ENV)
+                    && s.status == Status::Ok
             })
         });
         passed
@@ -470,19 +472,32 @@ impl Checker<'_> {
                         .and_then(|file| fs::write_atomic(&file, text.as_bytes()).map(|()| file));
                 match written {
                     Ok(file) => {
-                        push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Ok, duration, ""));
+                        push(
+                            steps,
+                            index,
+                            StepResult::new(Step::Render, Some(env), Some(kube), Status::Ok, duration, ""),
+                        );
                         rendered.push(Rendered { chart: index, env: env.to_string(), kube: kube.to_string(), file });
                     }
                     Err(err) => push(
                         steps,
                         index,
-                        StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, format!("{err:#}")),
+                        StepResult::new(
+                            Step::Render,
+                            Some(env),
+                            Some(kube),
+                            Status::Failed,
+                            duration,
+                            format!("{err:#}"),
+                        ),
                     ),
                 }
             }
-            Err(message) => {
-                push(steps, index, StepResult::new("render", Some(env), Some(kube), Status::Failed, duration, message))
-            }
+            Err(message) => push(
+                steps,
+                index,
+                StepResult::new(Step::Render, Some(env), Some(kube), Status::Failed, duration, message),
+            ),
         }
     }
 
@@ -645,7 +660,7 @@ impl Checker<'_> {
                         push(
                             &mut steps,
                             r.chart,
-                            StepResult::new("validate", Some(&r.env), Some(kube), status, duration, message),
+                            StepResult::new(Step::Validate, Some(&r.env), Some(kube), status, duration, message),
                         );
                     }
                 }
@@ -655,7 +670,7 @@ impl Checker<'_> {
                             &mut steps,
                             r.chart,
                             StepResult::new(
-                                "validate",
+                                Step::Validate,
                                 Some(&r.env),
                                 Some(kube),
                                 Status::Failed,

@@ -12,6 +12,7 @@
 //! 5. report ([`report`]) and exit 1 if anything failed.
 
 pub mod batch;
+pub mod profile;
 pub mod report;
 pub mod scheduler;
 pub mod tree;
@@ -23,124 +24,191 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::core::context::{Context, Format};
+use std::time::Duration;
+
+use crate::core::context::Context;
 use crate::core::graph::ChartGraph;
-use crate::core::model::Repo;
+use crate::core::model::{BrokenChart, Repo};
+use crate::core::outcome::Step;
+use crate::core::selection::Selection;
+use crate::ops::affected::{self, Selected};
 use crate::ops::cache::{self, Cache, KeyBuilder};
 use crate::ops::stage::Stager;
 use crate::util::exit;
+use profile::{ExtraChecks, Profile, RunInputs};
 use report::{ChartResult, Progress, Report, Status, StepResult};
 
-/// Options of `cargo xtask lint`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// Check only this chart (repeatable); its dependencies are staged, not checked.
-    #[arg(long = "chart", value_name = "NAME")]
-    pub charts: Vec<String>,
-    /// Check the charts changed since the merge base with --base, and their dependents.
-    #[arg(long)]
-    pub changed: bool,
-    /// The branch or commit --changed compares with (default: origin/main, else main).
-    #[arg(long, value_name = "REF", requires = "changed")]
-    pub base: Option<String>,
-    /// Check only this environment of charts that have values-<env>.yaml files (repeatable).
-    #[arg(long = "env", value_name = "ENV")]
+/// What a lint run is asked to do (the profile says how).
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Which charts, and the base a change is measured against.
+    pub selection: Selection,
+    /// Only these environments of charts that have values-<env>.yaml files; empty: all.
     pub envs: Vec<String>,
     /// Parallel batches (default: the number of cores).
-    #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Kubernetes version to render and validate for, X.Y.Z (repeatable; default from xtask.toml).
-    #[arg(long = "kube-version", value_name = "X.Y.Z")]
+    /// Kubernetes versions to render and validate for (empty: xtask.toml's).
     pub kube_versions: Vec<String>,
-    /// Fetch a dependency repository's charts from another one: FROM=TO (repeatable).
-    #[arg(long = "mirror", value_name = "FROM=TO")]
+    /// `FROM=TO` mirrors over xtask.toml's.
     pub mirrors: Vec<String>,
     /// Stop starting new checks after the first failure.
-    #[arg(long)]
     pub fail_fast: bool,
     /// Ignore stored results (results are still stored).
-    #[arg(long)]
     pub no_cache: bool,
-    /// Check every chart on its own: one set of tool processes per chart (the
-    /// reference the batched run is tested against; slow).
-    #[arg(long)]
+    /// Check every chart on its own (the reference the batched run is tested against).
     pub no_batch: bool,
-    /// Print the plan (charts, order, batches possible) and run nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// chart-testing configuration to follow [default: ct.yaml at the root, if there is one].
-    #[arg(long = "config", value_name = "FILE")]
-    pub ct_config: Option<std::path::PathBuf>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
-    let epoch = Instant::now();
-    // A repository set up for chart-testing is linted as `ct lint` would
-    // lint it: its chart folders, its target branch, its checks (ct/).
-    let mut args = args;
-    let ct = crate::ops::ct::Ct::load(ctx, args.ct_config.as_deref())?;
-    // `helm lint --strict` unless ct's configuration lints without it.
-    let strict = ct.as_ref().is_none_or(|ct| ct.config.lint_strict);
-    let ct_ctx = ct.as_ref().map(|ct| ct.context(ctx));
-    let ctx = ct_ctx.as_ref().unwrap_or(ctx);
-    if let (Some(ct), None) = (&ct, &args.base) {
-        args.base = Some(ct.config.target_ref());
+impl Opts {
+    fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
+
+/// The charts a run checks, in the order it checks them, and what it
+/// checks them with. Made by [`plan`], carried out by [`run`].
+pub struct Plan {
+    /// The context charts are read in (the profile's).
+    pub ctx: Context,
+    pub repo: Repo,
+    pub graph: ChartGraph,
+    pub selection: Selection,
+    /// Selected readable charts, dependencies first; members of a cycle last.
+    pub order: Vec<usize>,
+    /// Selected charts whose Chart.yaml cannot be read.
+    pub broken: Vec<BrokenChart>,
+    pub kube_versions: Vec<String>,
+    pub mirrors: BTreeMap<String, String>,
+}
+
+/// Step 1 and 2: discover, build the graph, select.
+pub fn plan(opts: &Opts, profile: &dyn Profile, ctx: &Context) -> Result<Plan> {
+    let ctx = profile.context(ctx);
+    let mut selection = opts.selection.clone();
+    if selection.base.is_none() {
+        selection.base = profile.default_base();
     }
     let mut repo = Repo::discover(&ctx.root, &ctx.config)?;
-    if let Some(ct) = &ct {
-        ct.resolve_repository_names(&mut repo);
-    }
-    let repo = repo;
+    profile.adapt(&mut repo);
     let graph = ChartGraph::build(&repo);
 
     let kube_versions =
-        if args.kube_versions.is_empty() { ctx.config.kube_versions.clone() } else { args.kube_versions.clone() };
+        if opts.kube_versions.is_empty() { ctx.config.kube_versions.clone() } else { opts.kube_versions.clone() };
     for version in &kube_versions {
         if !is_kube_version(version) {
             return exit::usage(format!("--kube-version {version:?}: expected three numbers, e.g. 1.37.0"));
         }
     }
     let mut mirrors = ctx.config.mirrors.clone();
-    for flag in &args.mirrors {
+    for flag in &opts.mirrors {
         let (from, to) = crate::core::config::parse_mirror(flag)?;
         mirrors.insert(from, to);
     }
 
-    let (mut selected, mut selected_broken) = select(&args, ctx, &repo, &graph)?;
-    if let Some(ct) = &ct {
-        ct.deselect(&repo, &mut selected, &mut selected_broken);
-    }
+    let Selected { charts: mut selected, mut broken } = affected::select(&ctx, &repo, &graph, &selection)?;
+    profile.deselect(&repo, &mut selected, &mut broken);
     let mut order: Vec<usize> = graph.topological().into_iter().filter(|c| selected.contains(c)).collect();
     // Charts in a dependency cycle have no place in a topological order; they
     // are still reported (as failed, by their graph issue).
     let placed: BTreeSet<usize> = order.iter().copied().collect();
     order.extend(selected.iter().copied().filter(|c| !placed.contains(c)));
-    if args.dry_run {
-        print_plan(&repo, &graph, &order);
-        return Ok(());
-    }
+    Ok(Plan { ctx, repo, graph, selection, order, broken, kube_versions, mirrors })
+}
 
+/// Steps 3 to 5: stage, key, check what the cache does not answer, report.
+pub fn run(opts: &Opts, profile: &dyn Profile, plan: Plan) -> Result<Report> {
+    let epoch = Instant::now();
+    let Plan { ctx, repo, graph, selection, order, broken, kube_versions, mirrors } = plan;
+    let ctx = &ctx;
     let mut repository_checks = crate::ops::consistency::check_repository(ctx, &repo);
     repository_checks.extend(crate::ops::schema::check(ctx, &repo));
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let tools = crate::exec::tools::ensure(ctx, &kube_versions)?;
-    let ct = match &ct {
-        Some(ct) => {
-            // ct checks versions only of the charts that hold a change.
-            let changed = if args.changed && ct.config.check_version_increment {
-                Some(crate::ops::affected::compute(ctx, &repo, &graph, args.base.as_deref())?.changed)
-            } else {
-                None
-            };
-            let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            Some(ct.prepare(ctx, &repo, &tools.helm, changed.as_ref(), jobs)?)
-        }
-        None => None,
-    };
+    let jobs = opts.jobs();
+    let extra =
+        profile.prepare(&RunInputs { ctx, repo: &repo, graph: &graph, tools: &tools, selection: &selection, jobs })?;
     let stager = Stager::new(ctx, &tools.helm, mirrors);
 
-    // Charts that cannot be checked: a graph problem of their own, or of any
-    // chart they depend on.
+    let selected: BTreeSet<usize> = order.iter().copied().collect();
+    let needed = graph.with_dependencies(&selected);
+    let stage_steps = stage_all(&repo, &graph, &stager, &needed);
+    let keying = Keying {
+        ctx,
+        repo: &repo,
+        graph: &graph,
+        stager: &stager,
+        tools: &tools,
+        kube_versions: &kube_versions,
+        envs: &opts.envs,
+    };
+    let keys = keying.keys(&needed, &stage_steps);
+    let keys = match &extra {
+        Some(extra) => with_extra_keys(&repo, extra.as_ref(), keys),
+        None => keys,
+    };
+
+    let cache = Cache::new(ctx.work_dir.join("cache"));
+    let progress = Progress::new(order.len() + broken.len());
+    let (results, to_check) = answered(&repo, &order, &stage_steps, &keys, &cache, !opts.no_cache, &progress, epoch);
+
+    let libraries = to_check.iter().map(|&i| (i, batch::libraries_of(&repo, &graph, i))).collect();
+    let validations = validate::Validations::new(&ctx.work_dir)?;
+    let checker = batch::Checker {
+        ctx,
+        repo: &repo,
+        tools: &tools,
+        stager: &stager,
+        kube_versions: kube_versions.clone(),
+        strict: profile.strict(),
+        env_filter: opts.envs.clone(),
+        libraries,
+        batching: !opts.no_batch,
+        cache: &cache,
+        keys: &keys,
+        read_cache: !opts.no_cache,
+        jobs,
+        validations: &validations,
+        trees: tree::Memo::default(),
+    };
+    let extra_steps = extra.as_ref().map(|e| e.check(ctx, &repo, &stager, &to_check)).unwrap_or_default();
+    let (results, never_ran) =
+        check_all(opts, &graph, &repo, &checker, &cache, &progress, results, &to_check, extra_steps, epoch);
+    progress.clear();
+
+    let mut charts = finish(results, never_ran, broken);
+    // Tools saw the staged copies; people should see their own folders.
+    let staged: Vec<(String, String)> =
+        repo.charts.iter().map(|c| (stager.staged_dir(c).display().to_string(), c.rel.clone())).collect();
+    for chart in &mut charts {
+        for step in &mut chart.steps {
+            for (from, to) in &staged {
+                if step.message.contains(from.as_str()) {
+                    step.message = step.message.replace(from.as_str(), to);
+                }
+            }
+        }
+    }
+
+    let ok = charts.iter().all(|c| c.status != Status::Failed)
+        && repository_checks.iter().all(|c| c.status != Status::Failed);
+    Ok(Report {
+        charts,
+        repository: repository_checks,
+        processes: crate::exec::process::started(),
+        duration_ms: epoch.elapsed().as_millis() as u64,
+        ok,
+    })
+}
+
+/// Stages (dependencies first) every chart in `needed`. A chart with a graph
+/// problem of its own, or depending on a chart that cannot be used, fails
+/// its `dependencies` step and is not staged.
+fn stage_all(
+    repo: &Repo,
+    graph: &ChartGraph,
+    stager: &Stager,
+    needed: &BTreeSet<usize>,
+) -> BTreeMap<usize, StepResult> {
     let mut blocked: BTreeMap<usize, String> = BTreeMap::new();
     for issue in &graph.issues {
         if let Some(index) = repo.index_of(&issue.chart) {
@@ -151,10 +219,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             entry.push_str(&issue.message);
         }
     }
-
-    // Stage (dependencies first) everything the selected charts need.
-    let needed = graph.with_dependencies(&selected);
-    let mut stage_steps: BTreeMap<usize, StepResult> = BTreeMap::new();
+    let mut steps: BTreeMap<usize, StepResult> = BTreeMap::new();
     let mut stage_order: Vec<usize> = graph.topological().into_iter().filter(|c| needed.contains(c)).collect();
     let staged_set: BTreeSet<usize> = stage_order.iter().copied().collect();
     stage_order.extend(needed.iter().copied().filter(|c| !staged_set.contains(c)));
@@ -164,57 +229,86 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         let broken_dep = graph
             .dependencies(index)
             .into_iter()
-            .find(|d| blocked.contains_key(d) || stage_steps.get(d).is_some_and(|s| s.status == Status::Failed));
+            .find(|d| blocked.contains_key(d) || steps.get(d).is_some_and(|s| s.status == Status::Failed));
         let result = match (blocked.get(&index), broken_dep) {
             (Some(message), _) => Err(message.clone()),
             (None, Some(dep)) => {
                 Err(format!("dependency {} cannot be used (see its own error)", repo.charts[dep].name))
             }
-            (None, None) => stager.stage(&repo, chart).map(|_| ()).map_err(|e| format!("{e:#}")),
+            (None, None) => stager.stage(repo, chart).map(|_| ()).map_err(|e| format!("{e:#}")),
         };
-        let step = match result {
-            Ok(()) => StepResult::new("dependencies", None, None, Status::Ok, started.elapsed(), ""),
-            Err(message) => StepResult::new("dependencies", None, None, Status::Failed, started.elapsed(), message),
+        let (status, message) = match result {
+            Ok(()) => (Status::Ok, String::new()),
+            Err(message) => (Status::Failed, message),
         };
-        stage_steps.insert(index, step);
+        steps.insert(index, StepResult::new(Step::Dependencies, None, None, status, started.elapsed(), message));
     }
+    steps
+}
 
-    // Cache keys, dependencies first so each key can include its dependencies' keys.
-    let cache = Cache::new(ctx.work_dir.join("cache"));
-    let mut keys: BTreeMap<usize, String> = BTreeMap::new();
-    for index in graph.topological().into_iter().filter(|c| needed.contains(c)) {
-        if stage_steps.get(&index).is_some_and(|s| s.status == Status::Ok) {
-            if let Ok(key) = cache_key(ctx, &repo, &graph, &stager, &tools, &kube_versions, &args.envs, &keys, index) {
-                keys.insert(index, key);
-            }
-        }
-    }
+/// What every chart's cache key is made of besides its own files.
+struct Keying<'a> {
+    ctx: &'a Context,
+    repo: &'a Repo,
+    graph: &'a ChartGraph,
+    stager: &'a Stager<'a>,
+    tools: &'a crate::exec::tools::Toolset,
+    kube_versions: &'a [String],
+    envs: &'a [String],
+}
 
-    if let Some(ct) = &ct {
-        // ct's checks read more than the packaged files (see ct/mod.rs); a
-        // chart whose ct inputs cannot be keyed is checked, not cached.
-        let charts: Vec<usize> = keys.keys().copied().collect();
-        for index in charts {
-            match ct.key_part(&repo, index) {
-                Ok(part) => {
-                    let mut key = KeyBuilder::default();
-                    key.add("engine", keys[&index].as_bytes()).add("ct", part.as_bytes());
-                    keys.insert(index, key.finish());
-                }
-                Err(_) => {
-                    keys.remove(&index);
+impl Keying<'_> {
+    /// Cache keys of the staged charts, dependencies first so each key can
+    /// include its dependencies' keys.
+    fn keys(&self, needed: &BTreeSet<usize>, stage_steps: &BTreeMap<usize, StepResult>) -> BTreeMap<usize, String> {
+        let mut keys: BTreeMap<usize, String> = BTreeMap::new();
+        for index in self.graph.topological().into_iter().filter(|c| needed.contains(c)) {
+            if stage_steps.get(&index).is_some_and(|s| s.status == Status::Ok) {
+                if let Ok(key) = self.key(&keys, index) {
+                    keys.insert(index, key);
                 }
             }
         }
+        keys
     }
+}
 
-    let progress = Progress::new(order.len() + selected_broken.len());
-    let mut results: BTreeMap<usize, ChartResult> = BTreeMap::new();
-    let elapsed_ms = |epoch: Instant| epoch.elapsed().as_millis() as u64;
+/// Folds the profile's extra inputs into each key; a chart whose extra
+/// inputs cannot be keyed is checked, not cached.
+fn with_extra_keys(
+    repo: &Repo,
+    extra: &(dyn ExtraChecks + Send + Sync),
+    keys: BTreeMap<usize, String>,
+) -> BTreeMap<usize, String> {
+    keys.into_iter()
+        .filter_map(|(index, engine)| {
+            let part = extra.key_part(repo, index).ok()?;
+            let mut key = KeyBuilder::default();
+            key.add("engine", engine.as_bytes()).add("ct", part.as_bytes());
+            Some((index, key.finish()))
+        })
+        .collect()
+}
+
+/// A result for every chart of `order`: failed when it could not be staged,
+/// cached when the cache holds its key; the others are left to check.
+#[allow(clippy::too_many_arguments)]
+fn answered(
+    repo: &Repo,
+    order: &[usize],
+    stage_steps: &BTreeMap<usize, StepResult>,
+    keys: &BTreeMap<usize, String>,
+    cache: &Cache,
+    read_cache: bool,
+    progress: &Progress,
+    epoch: Instant,
+) -> (BTreeMap<usize, ChartResult>, BTreeSet<usize>) {
+    let mut results = BTreeMap::new();
     let mut to_check = BTreeSet::new();
-    for &index in &order {
+    for &index in order {
         let chart = &repo.charts[index];
         let stage = stage_steps.get(&index).cloned();
+        let now = elapsed_ms(epoch);
         let mut result = ChartResult {
             name: chart.name.clone(),
             path: chart.rel.clone(),
@@ -222,15 +316,15 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             status: Status::Ok,
             cache_key: keys.get(&index).cloned(),
             batch: None,
-            started_ms: elapsed_ms(epoch),
-            finished_ms: elapsed_ms(epoch),
+            started_ms: now,
+            finished_ms: now,
             steps: stage.clone().into_iter().collect(),
         };
         if stage.is_some_and(|s| s.status == Status::Failed) {
             result.status = Status::Failed;
             progress.finished(&result);
         } else if let Some(stored) =
-            keys.get(&index).filter(|_| !args.no_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name))
+            keys.get(&index).filter(|_| read_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name))
         {
             result.status = Status::Cached;
             result.steps = stored
@@ -247,36 +341,33 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         }
         results.insert(index, result);
     }
+    (results, to_check)
+}
 
-    let libraries = to_check.iter().map(|&i| (i, batch::libraries_of(&repo, &graph, i))).collect();
-    let validations = validate::Validations::new(&ctx.work_dir)?;
-    let checker = batch::Checker {
-        ctx,
-        repo: &repo,
-        tools: &tools,
-        stager: &stager,
-        kube_versions: kube_versions.clone(),
-        strict,
-        env_filter: args.envs.clone(),
-        libraries,
-        batching: !args.no_batch,
-        cache: &cache,
-        keys: &keys,
-        read_cache: !args.no_cache,
-        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        validations: &validations,
-        trees: tree::Memo::default(),
-    };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let ct_steps =
-        std::sync::Mutex::new(ct.as_ref().map(|ct| ct.check(ctx, &repo, &stager, &to_check)).unwrap_or_default());
+/// Step 4: checks `to_check` in topological batches; a passing verdict is
+/// stored in the cache. Returns the results and the charts `--fail-fast`
+/// never started.
+#[allow(clippy::too_many_arguments)]
+fn check_all(
+    opts: &Opts,
+    graph: &ChartGraph,
+    repo: &Repo,
+    checker: &batch::Checker,
+    cache: &Cache,
+    progress: &Progress,
+    results: BTreeMap<usize, ChartResult>,
+    to_check: &BTreeSet<usize>,
+    extra_steps: BTreeMap<usize, Vec<StepResult>>,
+    epoch: Instant,
+) -> (BTreeMap<usize, ChartResult>, BTreeSet<usize>) {
+    let extra_steps = std::sync::Mutex::new(extra_steps);
     let results_lock = std::sync::Mutex::new(results);
     let never_ran = scheduler::run(
-        jobs,
-        if args.no_batch { 1 } else { usize::MAX },
-        &to_check,
+        opts.jobs(),
+        if opts.no_batch { 1 } else { usize::MAX },
+        to_check,
         &|c| graph.dependencies(c),
-        args.fail_fast,
+        opts.fail_fast,
         |batch_id, charts| {
             let names: Vec<String> = charts.iter().map(|&c| repo.charts[c].name.clone()).collect();
             progress.working(&names);
@@ -287,8 +378,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             let mut results = results_lock.lock().unwrap_or_else(|e| e.into_inner());
             for (index, chart_steps) in steps {
                 let Some(result) = results.get_mut(&index) else { continue };
-                // ct's checks come first, in the order ct makes them.
-                let chart_steps = match ct_steps.lock().ok().and_then(|mut ct| ct.remove(&index)) {
+                // The profile's checks come first, in the order it makes them.
+                let chart_steps = match extra_steps.lock().ok().and_then(|mut extra| extra.remove(&index)) {
                     Some(mut first) => {
                         first.extend(chart_steps);
                         first
@@ -314,25 +405,31 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             all_ok
         },
     );
-    progress.clear();
-    let mut results = results_lock.into_inner().unwrap_or_else(|e| e.into_inner());
+    (results_lock.into_inner().unwrap_or_else(|e| e.into_inner()), never_ran)
+}
+
+/// The chart results in order: `--fail-fast`'s skipped charts marked, and
+/// the charts whose Chart.yaml could not be read at all appended.
+fn finish(
+    mut results: BTreeMap<usize, ChartResult>,
+    never_ran: BTreeSet<usize>,
+    broken: Vec<BrokenChart>,
+) -> Vec<ChartResult> {
     for index in never_ran {
         if let Some(result) = results.get_mut(&index) {
             result.status = Status::Skipped;
             result.steps.push(StepResult::new(
-                "lint",
+                Step::Lint,
                 None,
                 None,
                 Status::Skipped,
-                std::time::Duration::ZERO,
+                Duration::ZERO,
                 "not started: --fail-fast stopped the run after a failure",
             ));
         }
     }
-
-    // Charts whose Chart.yaml could not be read at all.
     let mut charts: Vec<ChartResult> = results.into_values().collect();
-    for broken in selected_broken {
+    for broken in broken {
         charts.push(ChartResult {
             name: broken.name.clone(),
             path: broken.rel.clone(),
@@ -342,82 +439,19 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
             batch: None,
             started_ms: 0,
             finished_ms: 0,
-            steps: vec![StepResult::new(
-                "chart",
-                None,
-                None,
-                Status::Failed,
-                std::time::Duration::ZERO,
-                broken.error.clone(),
-            )],
+            steps: vec![StepResult::new(Step::Chart, None, None, Status::Failed, Duration::ZERO, broken.error.clone())],
         });
     }
-
-    // Tools saw the staged copies; people should see their own folders.
-    let staged: Vec<(String, String)> =
-        repo.charts.iter().map(|c| (stager.staged_dir(c).display().to_string(), c.rel.clone())).collect();
-    for chart in &mut charts {
-        for step in &mut chart.steps {
-            for (from, to) in &staged {
-                if step.message.contains(from.as_str()) {
-                    step.message = step.message.replace(from.as_str(), to);
-                }
-            }
-        }
-    }
-
-    let ok = charts.iter().all(|c| c.status != Status::Failed)
-        && repository_checks.iter().all(|c| c.status != Status::Failed);
-    let report = Report {
-        charts,
-        repository: repository_checks,
-        processes: crate::exec::process::started(),
-        duration_ms: elapsed_ms(epoch),
-        ok,
-    };
-    if ctx.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    report::print_summary(&report, ctx.color);
-    if report.ok {
-        Ok(())
-    } else {
-        Err(exit::ChecksFailed.into())
-    }
+    charts
 }
 
-/// The charts to check: `--chart` names, `--changed`, or all of them.
-fn select(
-    args: &Args,
-    ctx: &Context,
-    repo: &Repo,
-    graph: &ChartGraph,
-) -> Result<(BTreeSet<usize>, Vec<crate::core::model::BrokenChart>)> {
-    if !args.charts.is_empty() {
-        let mut selected = BTreeSet::new();
-        let mut broken = Vec::new();
-        for name in &args.charts {
-            if let Some(index) = repo.index_of(name) {
-                selected.insert(index);
-            } else if let Some(b) = repo.broken.iter().find(|b| &b.name == name) {
-                broken.push(b.clone());
-            } else {
-                return exit::usage(format!(
-                    "--chart {name}: no such chart; the charts are: {}",
-                    repo.all_names().join(", ")
-                ));
-            }
-        }
-        return Ok((selected, broken));
-    }
-    if args.changed {
-        let changed = crate::ops::affected::changed_charts(ctx, repo, graph, args.base.as_deref())?;
-        return Ok((changed, Vec::new()));
-    }
-    Ok(((0..repo.charts.len()).collect(), repo.broken.clone()))
+fn elapsed_ms(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64
 }
 
-fn print_plan(repo: &Repo, graph: &ChartGraph, order: &[usize]) {
+/// Prints the plan (`--dry-run`): charts, order, batches possible.
+pub fn print_plan(plan: &Plan) {
+    let (repo, graph, order) = (&plan.repo, &plan.graph, &plan.order);
     let depths = graph.depths();
     eprintln!("plan: {} chart(s), dependencies first; charts of one depth can share tool processes", order.len());
     for &index in order {
@@ -443,55 +477,50 @@ fn is_kube_version(text: &str) -> bool {
     parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// The cache key of a chart: see [`crate::ops::cache`] for what goes in.
-#[allow(clippy::too_many_arguments)]
-fn cache_key(
-    ctx: &Context,
-    repo: &Repo,
-    graph: &ChartGraph,
-    stager: &Stager,
-    tools: &crate::exec::tools::Toolset,
-    kube_versions: &[String],
-    envs: &[String],
-    keys: &BTreeMap<usize, String>,
-    index: usize,
-) -> Result<String> {
-    let chart = &repo.charts[index];
-    let mut key = KeyBuilder::default();
-    key.add("chart", chart.name.as_bytes());
-    let ignore = crate::util::helmignore::HelmIgnore::load(&chart.dir);
-    key.add("files", cache::hash_chart_files(&chart.dir, &|rel, is_dir| ignore.is_ignored(rel, is_dir))?.as_bytes());
-    for dep in graph.dependencies(index) {
-        let dep_key =
-            keys.get(&dep).ok_or_else(|| anyhow::anyhow!("dependency {} has no key", repo.charts[dep].name))?;
-        key.add("dependency", dep_key.as_bytes());
-    }
-    // Remote archives by content: a re-pushed tag with new content is a change.
-    let staged_charts = stager.staged_dir(chart).join("charts");
-    if let Ok(entries) = std::fs::read_dir(&staged_charts) {
-        let mut archives: Vec<_> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "tgz"))
-            .collect();
-        archives.sort();
-        for archive in archives {
-            key.add("archive", crate::util::fs::sha256_hex(&std::fs::read(&archive)?).as_bytes());
+impl Keying<'_> {
+    /// The cache key of a chart: see [`crate::ops::cache`] for what goes in.
+    fn key(&self, keys: &BTreeMap<usize, String>, index: usize) -> Result<String> {
+        let Keying { ctx, repo, graph, stager, tools, kube_versions, envs } = self;
+        let chart = &repo.charts[index];
+        let mut key = KeyBuilder::default();
+        key.add("chart", chart.name.as_bytes());
+        let ignore = crate::util::helmignore::HelmIgnore::load(&chart.dir);
+        key.add(
+            "files",
+            cache::hash_chart_files(&chart.dir, &|rel, is_dir| ignore.is_ignored(rel, is_dir))?.as_bytes(),
+        );
+        for dep in graph.dependencies(index) {
+            let dep_key =
+                keys.get(&dep).ok_or_else(|| anyhow::anyhow!("dependency {} has no key", repo.charts[dep].name))?;
+            key.add("dependency", dep_key.as_bytes());
         }
+        // Remote archives by content: a re-pushed tag with new content is a change.
+        let staged_charts = stager.staged_dir(chart).join("charts");
+        if let Ok(entries) = std::fs::read_dir(&staged_charts) {
+            let mut archives: Vec<_> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "tgz"))
+                .collect();
+            archives.sort();
+            for archive in archives {
+                key.add("archive", crate::util::fs::sha256_hex(&std::fs::read(&archive)?).as_bytes());
+            }
+        }
+        let mut env_names: Vec<&String> = envs.iter().collect();
+        env_names.sort();
+        for env in env_names {
+            key.add("env", env.as_bytes());
+        }
+        for kube in kube_versions.iter() {
+            key.add("kube", kube.as_bytes());
+        }
+        key.add("release", ctx.config.release_name.as_bytes());
+        key.add("kind", chart.kind.as_str().as_bytes());
+        key.add("helm", tools.helm.version.as_bytes());
+        key.add("kubeconform", tools.kubeconform.version.as_bytes());
+        key.add("schemas", tools.schemas.fingerprint.as_bytes());
+        key.add("schema-locations", tools.schemas.locations.join("\n").as_bytes());
+        Ok(key.finish())
     }
-    let mut env_names: Vec<&String> = envs.iter().collect();
-    env_names.sort();
-    for env in env_names {
-        key.add("env", env.as_bytes());
-    }
-    for kube in kube_versions {
-        key.add("kube", kube.as_bytes());
-    }
-    key.add("release", ctx.config.release_name.as_bytes());
-    key.add("kind", chart.kind.as_str().as_bytes());
-    key.add("helm", tools.helm.version.as_bytes());
-    key.add("kubeconform", tools.kubeconform.version.as_bytes());
-    key.add("schemas", tools.schemas.fingerprint.as_bytes());
-    key.add("schema-locations", tools.schemas.locations.join("\n").as_bytes());
-    Ok(key.finish())
 }

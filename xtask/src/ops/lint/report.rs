@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::core::outcome::{ChartResult, RepoCheck, Status, StepResult};
+pub use crate::core::outcome::{ChartResult, RepoCheck, Status, Step, StepResult};
 
 /// The whole run, as printed with `--format json`.
 #[derive(Debug, Clone, Serialize)]
@@ -130,13 +130,13 @@ pub fn print_summary(report: &Report, color: bool) {
     }
 
     // Per-step table: how many chart-steps, how many failed, summed time.
-    let mut rows: Vec<(String, usize, usize, usize, u64)> = Vec::new();
+    let mut rows: Vec<(Step, usize, usize, usize, u64)> = Vec::new();
     for chart in &report.charts {
         for step in &chart.steps {
             let row = match rows.iter_mut().find(|r| r.0 == step.step) {
                 Some(row) => row,
                 None => {
-                    rows.push((step.step.clone(), 0, 0, 0, 0));
+                    rows.push((step.step, 0, 0, 0, 0));
                     rows.last_mut().expect("just pushed")
                 }
             };

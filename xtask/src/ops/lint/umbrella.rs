@@ -39,7 +39,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::batch::Checker;
-use super::report::{Status, StepResult};
+use super::report::{Status, Step, StepResult};
 use super::tree;
 use crate::core::model::{ChartKind, Environment};
 use crate::ops::cache::KeyBuilder;
@@ -432,7 +432,7 @@ pub fn check(
         }
         let duration = durations.get(&env.name).copied().unwrap_or_default();
         steps.entry(plan.index).or_default().push(StepResult::new(
-            "lint",
+            Step::Lint,
             Some(&env.name),
             None,
             Status::Ok,
@@ -462,7 +462,7 @@ pub fn check(
                 Err(err) => (Status::Failed, format!("{err:#}")),
             };
             steps.entry(plan.index).or_default().push(StepResult::new(
-                "render",
+                Step::Render,
                 Some(&env.name),
                 Some(kube),
                 status,
@@ -473,7 +473,7 @@ pub fn check(
                 parts.iter().flat_map(|p| p.problems.get(kube).cloned().unwrap_or_default()).collect();
             let status = Status::from_ok(problems.is_empty());
             steps.entry(plan.index).or_default().push(StepResult::new(
-                "validate",
+                Step::Validate,
                 Some(&env.name),
                 Some(kube),
                 status,

@@ -1,22 +1,14 @@
 //! Comment-preserving edits of Chart.yaml: the chart's `version` and the
 //! `version` of its `dependencies[]` entries.
 //!
-//! Re-serialising the YAML would drop comments and reflow the file, so the
-//! edit replaces only the bytes of each scalar, keeping its quoting and
-//! everything around it. Finding those scalars by lines is enough for the
-//! block style Chart.yaml is written in (top-level `version:` at column 0,
-//! `dependencies:` a block sequence of block mappings); anything else (flow
-//! style, anchors, multi-line scalars) is refused, never guessed at.
-//!
-//! Why this is safe rather than merely likely: after editing, both texts are
-//! parsed, the intended changes are applied to the *parsed* original, and the
-//! result must equal the parsed edited text. So the edit changed exactly the
-//! intended values and nothing else, and bytes outside the replaced scalars
-//! are untouched by construction. A crate (`yaml-edit`, `yamlpatch`) would do
-//! the same for many more YAML shapes than Chart.yaml ever has, at the cost
-//! of a new parser (and, for `yamlpatch`, a C tree-sitter build) in the tree.
+//! The edits are made and proved by the one comment-keeping editor,
+//! [`crate::util::yaml_edit`]; this file knows Chart.yaml's shape (a
+//! top-level `version:`, `dependencies:` a block sequence of block
+//! mappings) and refuses any other.
 
 use anyhow::Result;
+
+use crate::util::yaml_edit::{indent, is_content, key_scalar, split_lines, top_level_scalar, Line, Scalar};
 
 /// The edits to make to one Chart.yaml.
 #[derive(Debug, Clone, Default)]
@@ -74,122 +66,29 @@ fn refuse(shown: &str, why: &str) -> anyhow::Error {
     anyhow::anyhow!("{shown}: cannot edit this file without rewriting it ({why}); change the versions by hand")
 }
 
-/// Parses both texts and checks that the edit changed exactly what was asked.
+/// Proves the edit (see [`crate::util::yaml_edit::verify`]).
 fn verify(before: &str, after: &str, shown: &str, edits: &Edits) -> Result<()> {
     use yaml_serde::Value;
-    let mut expected: Value = crate::util::yaml::parse(before, shown)?;
-    let actual: Value = crate::util::yaml::parse(after, shown)?;
-    let mismatch = || refuse(shown, "the edited text does not parse to the intended values");
-    if let Some(version) = &edits.version {
-        let slot = expected.get_mut("version").ok_or_else(mismatch)?;
-        *slot = Value::String(version.clone());
-    }
-    for (index, _, version) in &edits.dependencies {
-        let slot = expected
-            .get_mut("dependencies")
-            .and_then(|deps| deps.get_mut(*index))
-            .and_then(|dep| dep.get_mut("version"))
-            .ok_or_else(mismatch)?;
-        *slot = Value::String(version.clone());
-    }
-    if expected != actual {
-        return Err(refuse(shown, "the edited text does not parse to the intended values"));
-    }
-    Ok(())
-}
-
-/// One line with its byte offset in the file.
-struct Line<'a> {
-    start: usize,
-    text: &'a str,
-}
-
-fn split_lines(text: &str) -> Vec<Line<'_>> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    for piece in text.split_inclusive('\n') {
-        let body = piece.trim_end_matches('\n').trim_end_matches('\r');
-        lines.push(Line { start, text: body });
-        start += piece.len();
-    }
-    lines
-}
-
-/// A scalar's place in the file and its quoting.
-#[derive(Debug, Clone)]
-struct Scalar {
-    start: usize,
-    end: usize,
-    quote: Option<char>,
-    value: String,
-}
-
-impl Scalar {
-    fn replaced_by(&self, value: &str) -> (usize, usize, String) {
-        let text = match self.quote {
-            Some(q) => format!("{q}{value}{q}"),
-            None => value.to_string(),
-        };
-        (self.start, self.end, text)
-    }
-}
-
-fn indent_of(text: &str) -> usize {
-    text.len() - text.trim_start_matches(' ').len()
-}
-
-fn is_blank_or_comment(text: &str) -> bool {
-    let t = text.trim_start();
-    t.is_empty() || t.starts_with('#')
-}
-
-/// `key: scalar [# comment]` starting at byte `at` of `line`: the scalar.
-fn key_scalar(line: &Line<'_>, at: usize, key: &str) -> Option<Scalar> {
-    let rest = line.text.get(at..)?.strip_prefix(key)?;
-    let after_key = rest.trim_start_matches(' ');
-    let rest = after_key.strip_prefix(':')?;
-    let value_text = rest.trim_start_matches(' ');
-    if value_text.len() == rest.len() && !value_text.is_empty() {
-        return None; // `key:value` is not a mapping entry in YAML
-    }
-    let offset = line.start + line.text.len() - value_text.len();
-    let (quote, len, value) = match value_text.chars().next()? {
-        q @ ('"' | '\'') => {
-            let close = value_text[1..].find(q)? + 1;
-            let inner = &value_text[1..close];
-            if inner.contains('\\') || (q == '\'' && value_text[close + 1..].starts_with('\'')) {
-                return None; // escapes: leave to a person
-            }
-            (Some(q), close + 1, inner.to_string())
-        }
-        '&' | '*' | '!' | '|' | '>' | '{' | '[' | '#' => return None,
-        _ => {
-            let len = value_text.find(" #").unwrap_or(value_text.len());
-            let value = value_text[..len].trim_end();
-            (None, value.len(), value.to_string())
-        }
-    };
-    let trailing = value_text[len..].trim_start();
-    if !(trailing.is_empty() || trailing.starts_with('#')) {
-        return None;
-    }
-    Some(Scalar { start: offset, end: offset + len, quote, value })
-}
-
-/// The top-level `key:` scalar (column 0).
-fn top_level_scalar(lines: &[Line<'_>], key: &str) -> Option<Scalar> {
-    let mut found = None;
-    for line in lines {
-        if line.text.starts_with(key) {
-            if let Some(scalar) = key_scalar(line, 0, key) {
-                if found.is_some() {
-                    return None; // a duplicate key: not valid YAML anyway
-                }
-                found = Some(scalar);
+    crate::util::yaml_edit::verify(before, after, shown, |expected| {
+        if let Some(version) = &edits.version {
+            match expected.get_mut("version") {
+                Some(slot) => *slot = Value::String(version.clone()),
+                None => return false,
             }
         }
-    }
-    found
+        for (index, _, version) in &edits.dependencies {
+            let slot = expected
+                .get_mut("dependencies")
+                .and_then(|deps| deps.get_mut(*index))
+                .and_then(|dep| dep.get_mut("version"));
+            match slot {
+                Some(slot) => *slot = Value::String(version.clone()),
+                None => return false,
+            }
+        }
+        true
+    })
+    .map_err(|why: String| refuse(shown, &why))
 }
 
 /// One `- ` item of the dependencies sequence.
@@ -204,22 +103,22 @@ fn dependency_items(lines: &[Line<'_>]) -> Option<Vec<Item>> {
     let header = lines.iter().position(|l| {
         l.text.strip_prefix("dependencies").is_some_and(|rest| {
             let rest = rest.trim_start_matches(' ');
-            rest.strip_prefix(':').is_some_and(is_blank_or_comment)
+            rest.strip_prefix(':').is_some_and(|rest| !is_content(rest))
         })
     })?;
     let body: Vec<&Line<'_>> = lines[header + 1..].iter().collect();
-    let first = body.iter().find(|l| !is_blank_or_comment(l.text))?;
-    let seq_indent = indent_of(first.text);
+    let first = body.iter().find(|l| is_content(l.text))?;
+    let seq_indent = indent(first.text);
     if !first.text[seq_indent..].starts_with('-') {
         return None;
     }
     let mut items: Vec<Item> = Vec::new();
     let mut key_indent: Option<usize> = None;
     for line in body {
-        if is_blank_or_comment(line.text) {
+        if !is_content(line.text) {
             continue;
         }
-        let indent = indent_of(line.text);
+        let indent = indent(line.text);
         let rest = &line.text[indent..];
         let is_dash = rest == "-" || rest.starts_with("- ");
         if indent < seq_indent || (indent == seq_indent && !is_dash) {

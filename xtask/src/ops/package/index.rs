@@ -43,7 +43,7 @@ pub fn merge(dir: &Path, archives: &[(String, ArchiveInfo)]) -> Result<Merged> {
     let entries =
         entries.as_mapping_mut().with_context(|| format!("{shown}: `entries` is not a mapping of chart names"))?;
 
-    let now = rfc3339_now();
+    let now = crate::util::time::rfc3339_now();
     let mut merged = Merged::default();
     for (file_name, info) in archives {
         let name = string_field(&info.chart_yaml, "name")?;
@@ -104,39 +104,4 @@ fn entry(info: &ArchiveInfo, file_name: &str, created: &str) -> Value {
 fn sort_newest_first(list: &mut [Value]) {
     let key = |e: &Value| e.get("version").and_then(Value::as_str).and_then(|v| semver::Version::parse(v).ok());
     list.sort_by_key(|e| std::cmp::Reverse(key(e)));
-}
-
-/// The current time as RFC 3339 in UTC (`2026-01-02T03:04:05Z`), computed
-/// from the Unix time so no date crate is needed for one field.
-pub fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_civil() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(315_532_800), "1980-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
-    }
 }

@@ -33,41 +33,28 @@ use crate::core::archive;
 use crate::core::context::{Context, Format};
 use crate::core::graph::ChartGraph;
 use crate::core::model::Repo;
+use crate::core::selection::Selection;
 use crate::exec::git::Git;
 use crate::ops::affected::{self, Affected};
 use crate::ops::stage::Stager;
 use crate::util::exit;
 
 /// Options of `cargo xtask package`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// Package the charts changed since the merge base with --base, and their dependents.
-    #[arg(long, conflicts_with = "charts")]
-    pub changed: bool,
-    /// The branch or commit to compare with (default: origin/main, else main);
-    /// the version check uses it whatever the selection.
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-    /// Package only this chart (repeatable); without --changed or --chart, every chart.
-    #[arg(long = "chart", value_name = "NAME")]
-    pub charts: Vec<String>,
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Which charts, and the base a change is measured against.
+    pub selection: Selection,
     /// Where the archives and index.yaml go (default: target/xtask/packages).
-    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Push the archives to this OCI registry: oci://HOST/PATH.
-    #[arg(long, value_name = "oci://HOST/PATH")]
     pub publish: Option<String>,
     /// Speak plain HTTP to the registry (a local one on loopback).
-    #[arg(long, requires = "publish")]
     pub plain_http: bool,
     /// Create a git tag `<chart>-<version>` at HEAD for each packaged chart.
-    #[arg(long)]
     pub tag: bool,
     /// Fetch a dependency repository's charts from another one: FROM=TO (repeatable).
-    #[arg(long = "mirror", value_name = "FROM=TO")]
     pub mirrors: Vec<String>,
     /// Print the plan (charts, versions, order) and write nothing.
-    #[arg(long)]
     pub dry_run: bool,
 }
 
@@ -112,7 +99,7 @@ struct Report {
     tags: Option<Vec<tag::Tagged>>,
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     let result = run_inner(args, ctx);
     if let Err(err) = &result {
         emit_error(ctx, "package", err);
@@ -134,14 +121,14 @@ pub fn emit_error(ctx: &Context, command: &str, err: &anyhow::Error) {
     }
 }
 
-fn run_inner(args: Args, ctx: &Context) -> Result<()> {
+fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
     let repo = Repo::discover(&ctx.root, &ctx.config)?;
     let graph = ChartGraph::build(&repo);
     let publish_url = args.publish.as_deref().map(publish::check_url).transpose()?;
     let mirrors = mirrors(ctx, &args.mirrors)?;
 
     let git = Git::open(&ctx.root)?;
-    let affected = affected::compute_in(&git, &repo, &graph, args.base.as_deref())?;
+    let affected = affected::compute_in(&git, &repo, &graph, args.selection.base.as_deref())?;
     let (selection, selected) = select(&repo, &affected, &args)?;
     let broken: Vec<&crate::core::model::BrokenChart> = match selection {
         "all" => repo.broken.iter().collect(),
@@ -166,7 +153,7 @@ fn run_inner(args: Args, ctx: &Context) -> Result<()> {
     let checked = graph.with_dependencies(&selected);
     let unbumped = version::unbumped(&git, &repo, &affected, &checked)?;
     if !unbumped.is_empty() {
-        anyhow::bail!(version::unbumped_message(&unbumped, &affected, args.base.as_deref()));
+        anyhow::bail!(version::unbumped_message(&unbumped, &affected, args.selection.base.as_deref()));
     }
     let base_versions = version::base_versions(&git, &repo, &affected.base.merge_base, &selected)?;
     let tag_plan = if args.tag && !args.dry_run {
@@ -291,15 +278,15 @@ fn mirrors(ctx: &Context, flags: &[String]) -> Result<BTreeMap<String, String>> 
 }
 
 /// The selected charts and how they were chosen.
-fn select(repo: &Repo, affected: &Affected, args: &Args) -> Result<(&'static str, BTreeSet<usize>)> {
-    if args.changed {
+fn select(repo: &Repo, affected: &Affected, args: &Opts) -> Result<(&'static str, BTreeSet<usize>)> {
+    if args.selection.changed {
         return Ok(("changed", affected.affected.clone()));
     }
-    if args.charts.is_empty() {
+    if args.selection.charts.is_empty() {
         return Ok(("all", (0..repo.charts.len()).collect()));
     }
     let mut selected = BTreeSet::new();
-    for name in &args.charts {
+    for name in &args.selection.charts {
         match repo.index_of(name) {
             Some(index) => {
                 selected.insert(index);
