@@ -132,8 +132,14 @@ struct Api {
 }
 
 impl Api {
-    fn new(state: &Value) -> Api {
+    /// For the control plane `state` describes, with the token from its
+    /// kubeconfig (the JSON output hides it).
+    fn new(state: &Value, kubeconfig: &Path) -> Api {
         let endpoint = &state["endpoint"];
+        let config: yaml_serde::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(kubeconfig).expect("read the kubeconfig")).expect("YAML");
+        let token = config["users"][0]["user"]["token"].as_str().expect("a token in the kubeconfig").to_string();
+        assert_eq!(endpoint["token"], "(hidden)", "the JSON output shows the token");
         let pem = std::fs::read(endpoint["ca_file"].as_str().expect("ca_file")).expect("read the CA file");
         let certs: Vec<_> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
@@ -149,11 +155,7 @@ impl Api {
             .timeout_global(Some(Duration::from_secs(20)))
             .build()
             .into();
-        Api {
-            agent,
-            server: endpoint["server"].as_str().expect("server").to_string(),
-            token: endpoint["token"].as_str().expect("token").to_string(),
-        }
+        Api { agent, server: endpoint["server"].as_str().expect("server").to_string(), token }
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -230,7 +232,7 @@ fn serve_installs_a_chart_pod_security_refuses_a_privileged_pod_and_closing_stdi
     assert!(kubeconfig.is_file());
     eprintln!("start-to-ready: {} ms", serve.report["ready_ms"]);
 
-    let api = Api::new(&state);
+    let api = Api::new(&state, &kubeconfig);
     assert_eq!(api.get("/readyz"), (200, "ok".to_string()));
 
     // helm installs a Deployment and a Service through the written kubeconfig.

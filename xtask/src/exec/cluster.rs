@@ -444,7 +444,12 @@ fn apiserver_flags(dir: &Path, pki: &Path, etcd_url: &str, port: u16) -> Vec<Str
     vec![
         format!("--etcd-servers={etcd_url}"),
         "--bind-address=127.0.0.1".into(),
+        // Loopback is refused as an advertised address by the reconciler
+        // that publishes it as the `kubernetes` Service's endpoint; with no
+        // Pods nothing would use that endpoint, so no reconciler, and no
+        // dependence on the machine's network.
         "--advertise-address=127.0.0.1".into(),
+        "--endpoint-reconciler-type=none".into(),
         format!("--secure-port={port}"),
         // It generates a self-signed CA and a serving certificate for
         // 127.0.0.1 and localhost here: no certificate code of ours.

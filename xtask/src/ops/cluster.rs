@@ -125,7 +125,8 @@ impl Pid {
     }
 }
 
-/// The `--format json` document.
+/// The `--format json` document. Its state carries no token: output
+/// ends up in CI logs; the token is in the kubeconfig (mode 0600).
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     command: &'static str,
@@ -141,7 +142,7 @@ struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ready_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<&'a State>,
+    state: Option<State>,
 }
 
 impl<'a> Report<'a> {
@@ -153,7 +154,10 @@ impl<'a> Report<'a> {
             kubeconfig: state.map(|s| s.kubeconfig.as_path()),
             server: state.map(|s| s.endpoint.server.as_str()),
             ready_ms: state.map(|s| s.timings.ready_ms),
-            state,
+            state: state.cloned().map(|mut state| {
+                state.endpoint.token = "(hidden)".into();
+                state
+            }),
         }
     }
 }
