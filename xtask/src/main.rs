@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, bump, ci_matrix, diff, explain, gitops, graph, lint, mirror, new_service, package, schema, tools,
+    bench, bump, ci_matrix, cluster, diff, explain, gitops, graph, lint, mirror, new_service, package, schema, tools,
 };
 use crate::core::context::{Context, Format};
 use crate::exec::process;
@@ -55,6 +55,8 @@ enum Command {
     Bump(bump::Args),
     /// Serve stand-ins for the Bitnami charts from a registry on loopback.
     Mirror(mirror::Args),
+    /// Run a throwaway control plane (etcd, kube-apiserver) on loopback; print its kubeconfig.
+    Cluster(cluster::Args),
     /// Measure lint against the one-chart-at-a-time baseline on synthetic monorepos.
     Bench(bench::Args),
     /// Print the charts to check as a GitHub Actions matrix (JSON on stdout).
@@ -117,6 +119,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Package(args) => package::run(args, &ctx),
         Command::Bump(args) => bump::run(args, &ctx),
         Command::Mirror(args) => mirror::run(args, &ctx),
+        Command::Cluster(args) => cluster::run(args, &ctx),
         Command::Bench(args) => bench::run(args, &ctx),
         Command::CiMatrix(args) => ci_matrix::run(args, &ctx),
         Command::Gitops(args) => gitops::run(args, &ctx),

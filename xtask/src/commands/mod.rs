@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bump;
 pub mod ci_matrix;
+pub mod cluster;
 pub mod diff;
 pub mod explain;
 pub mod gitops;

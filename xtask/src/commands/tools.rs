@@ -23,6 +23,10 @@ pub struct Args {
     /// yamllint and yamale (see `chart_testing.rs`).
     #[arg(long)]
     pub chart_testing: bool,
+    /// Also find or build the control plane: kube-apiserver and etcd (see
+    /// `cluster.rs`; the first build takes several CPU-minutes).
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 impl Args {
@@ -32,6 +36,7 @@ impl Args {
             kube_versions: self.kube_versions,
             registry: self.registry,
             chart_testing: self.chart_testing,
+            cluster: self.cluster,
         }
     }
 }

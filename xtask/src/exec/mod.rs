@@ -1,6 +1,8 @@
 //! Running tools: every child process (helm, kubeconform, git, the
-//! registry) and the pinned tools themselves. Imports `core` and `util`.
+//! registry, the control plane) and the pinned tools themselves. Imports
+//! `core` and `util`.
 
+pub mod cluster;
 pub mod git;
 pub mod helm;
 pub mod kubeconform;

@@ -19,6 +19,7 @@ use anyhow::{Context, Result};
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+static DEFERRING: AtomicUsize = AtomicUsize::new(0);
 
 /// The result of one finished child process.
 #[derive(Debug, Clone)]
@@ -64,7 +65,11 @@ pub fn interrupted() -> bool {
 /// half-written.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
+        let again = INTERRUPTED.swap(true, Ordering::SeqCst);
+        if DEFERRING.load(Ordering::SeqCst) > 0 && !again {
+            // A server's owner stops it in order and removes its files.
+            return;
+        }
         let pids: Vec<u32> = RUNNING.lock().map(|r| r.iter().copied().collect()).unwrap_or_default();
         for pid in pids {
             // SAFETY: kill(2) with a pid we started and have not reaped yet.
@@ -75,6 +80,82 @@ pub fn install_interrupt_handler() {
         eprintln!("interrupted: stopped {} running tool process(es)", RUNNING.lock().map(|r| r.len()).unwrap_or(0));
         std::process::exit(130);
     });
+}
+
+/// While the returned guard lives, the first Ctrl-C or SIGTERM only sets
+/// [`interrupted`]: for a command that serves (`cluster serve`), whose loop
+/// notices it, stops its servers in order (the API server before its etcd)
+/// and removes their files, which exiting from the handler would leave
+/// behind. A second signal stops everything at once, as without the guard.
+pub fn defer_interrupts() -> Deferring {
+    DEFERRING.fetch_add(1, Ordering::SeqCst);
+    Deferring(())
+}
+
+/// Returned by [`defer_interrupts`].
+pub struct Deferring(());
+
+impl Drop for Deferring {
+    fn drop(&mut self) {
+        DEFERRING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// When process `pid` started (clock ticks since boot, from
+/// `/proc/<pid>/stat`), or `None` when there is no such process or it has
+/// exited and awaits its reaping. A pid can be reused after its process
+/// ended; a pid with its start time names one process for good, so a
+/// recorded pair tells whether the process found now is still ours.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first().is_none_or(|state| *state == "Z" || *state == "X") {
+        return None;
+    }
+    // Field 22 of stat(5); `rest` starts at field 3.
+    fields.get(19)?.parse().ok()
+}
+
+/// Stops a server child started outside [`run`]: SIGTERM, up to `grace`
+/// for it to exit, then SIGKILL; always reaped, so no zombie is left.
+pub fn terminate(child: &mut std::process::Child, grace: Duration) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill(2) on our own child, which has not been reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+/// Blocks until stdin reaches its end: the parent closed it or died. How
+/// the `serve` commands learn that the test that started them is done.
+pub fn wait_for_stdin_end() {
+    let mut sink = [0u8; 256];
+    loop {
+        match std::io::Read::read(&mut std::io::stdin(), &mut sink) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+}
+
+/// The last `n` lines of a tool's output or log, for error messages.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Registers a child started outside [`run`] (the benchmark starts the xtask

@@ -11,9 +11,9 @@
 //! - [`spawn_daemon`]: detached (its own session, output to a log file) so it
 //!   outlives the command that started it; `mirror stop` ends it by pid.
 //!
-//! These are the only child processes not started through
-//! [`crate::exec::process::run`], which waits for its child to finish: a server
-//! has to keep running while we use it.
+//! These and the control plane (`cluster.rs`) are the only child processes
+//! not started through [`crate::exec::process::run`], which waits for its
+//! child to finish: a server has to keep running while we use it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -88,20 +88,8 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         // SIGTERM first: the registry flushes nothing we need, but a polite
-        // stop keeps its log readable; then reap it so no zombie is left.
-        // SAFETY: kill(2) on our own, not yet reaped, child.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // stop keeps its log readable.
+        crate::exec::process::terminate(&mut self.child, Duration::from_secs(5));
     }
 }
 
@@ -212,7 +200,5 @@ fn wait_ready(host: &str, mut child: Option<&mut Child>, log: &Path) -> Result<(
 
 /// The last lines of a log file, for error messages.
 pub fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(10)..].join("\n")
+    crate::exec::process::tail(&std::fs::read_to_string(log).unwrap_or_default(), 10)
 }

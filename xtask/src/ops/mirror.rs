@@ -189,15 +189,7 @@ fn serve(ctx: &Context) -> Result<()> {
         }
         stdout.flush()?;
     }
-    let mut sink = [0u8; 256];
-    loop {
-        match std::io::Read::read(&mut std::io::stdin(), &mut sink) {
-            Ok(0) => break,
-            Ok(_) => continue,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
+    process::wait_for_stdin_end();
     drop(registry);
     Ok(())
 }

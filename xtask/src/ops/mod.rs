@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bump;
 pub mod cache;
 pub mod ci_matrix;
+pub mod cluster;
 pub mod consistency;
 pub mod ct;
 pub mod diff;

@@ -21,9 +21,17 @@ pub fn repo_root() -> PathBuf {
 pub fn xtask() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command.current_dir(repo_root());
-    for var in
-        ["XTASK_HELM", "XTASK_KUBECONFORM", "XTASK_REGISTRY", "XTASK_DOWNLOAD_BASE", "XTASK_KUBERNETES_VALIDATE_WHEEL"]
-    {
+    for var in [
+        "XTASK_HELM",
+        "XTASK_KUBECONFORM",
+        "XTASK_REGISTRY",
+        "XTASK_DOWNLOAD_BASE",
+        "XTASK_KUBERNETES_VALIDATE_WHEEL",
+        "XTASK_KUBE_APISERVER",
+        "XTASK_ETCD",
+        "XTASK_CLUSTER_ETCD_PORT",
+        "XTASK_CLUSTER_APISERVER_ARGS",
+    ] {
         command.env_remove(var);
     }
     command
@@ -121,12 +129,39 @@ pub fn registry_binary() -> &'static PathBuf {
     REGISTRY.get_or_init(|| {
         let output = run_ok(xtask().args(["tools", "registry"]));
         let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("registry\t"))
-            .and_then(|rest| rest.split('\t').nth(1))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| panic!("no registry line in `xtask tools registry`:\n{stdout}"))
+        path_in(&stdout, "registry").unwrap_or_else(|| panic!("no registry line in `xtask tools registry`:\n{stdout}"))
+    })
+}
+
+/// The path on the `name<TAB>version<TAB>path` line of `name`.
+fn path_in(stdout: &str, name: &str) -> Option<PathBuf> {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix('\t')))
+        .and_then(|rest| rest.split('\t').nth(1))
+        .map(PathBuf::from)
+}
+
+/// The pinned kube-apiserver and etcd (and helm), as `xtask tools --cluster`
+/// reports them: built into the per-user cache on first use (several
+/// CPU-minutes once per machine), never skipped. Added by the cluster
+/// engineer for `tests/cluster.rs`.
+#[derive(Debug, Clone)]
+pub struct ClusterTools {
+    pub tools: Tools,
+    pub kube_apiserver: PathBuf,
+    pub etcd: PathBuf,
+}
+
+pub fn cluster_tools() -> &'static ClusterTools {
+    static TOOLS: OnceLock<ClusterTools> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let output = run_ok(xtask().args(["tools", "--cluster"]));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let path_of = |name: &str| {
+            path_in(&stdout, name).unwrap_or_else(|| panic!("no {name} line in `xtask tools --cluster`:\n{stdout}"))
+        };
+        ClusterTools { tools: parse_tools(&stdout), kube_apiserver: path_of("kube-apiserver"), etcd: path_of("etcd") }
     })
 }
 

@@ -262,14 +262,7 @@ fn build_into(
     dest: &Path,
     lay_out: impl FnOnce(&Path, &Path) -> Result<PathBuf>,
 ) -> Result<()> {
-    let parent = dest.parent().context("cache path has no parent")?;
-    std::fs::create_dir_all(parent).with_context(|| format!("{name}: cannot create {}", parent.display()))?;
-    let prefix = format!(".install-{name}-");
-    super::sweep_stale(parent, &prefix);
-    let staging = tempfile::Builder::new()
-        .prefix(&prefix)
-        .tempdir_in(parent)
-        .with_context(|| format!("{name}: cannot create a temporary folder in {}", parent.display()))?;
+    let staging = super::staging_beside(name, dest)?;
     let how = format!(
         "cd $(go mod download -json {}@v{} | jq -r .Dir) && go build -trimpath -ldflags '{}' -o {name} {}",
         pin.module,

@@ -105,10 +105,14 @@ fn shown_version(reported: &str) -> String {
 /// Runs `<binary> <version-args>` and returns the normalised version
 /// (empty when the binary fails or prints nothing).
 pub fn probe(pin: &ToolPin, binary: &Path) -> Result<String> {
+    probe_with(&pin.name, &pin.version_args, binary)
+}
+
+/// [`probe`] for tools that are not a [`ToolPin`] (the control plane's).
+pub fn probe_with(name: &str, args: &[String], binary: &Path) -> Result<String> {
     let sh = xshell::Shell::new().context("cannot set up a shell for the version check")?;
-    let args = &pin.version_args;
     let finished = crate::exec::process::run(xshell::cmd!(sh, "{binary} {args...}"), None)
-        .with_context(|| format!("{}: cannot run {} to check its version", pin.name, binary.display()))?;
+        .with_context(|| format!("{name}: cannot run {} to check its version", binary.display()))?;
     if !finished.success {
         return Ok(String::new());
     }
@@ -153,6 +157,11 @@ impl Probes {
     /// The version `binary` reports, from the record when the binary is
     /// unchanged, else by running it.
     pub fn version(&mut self, pin: &ToolPin, binary: &Path) -> Result<String> {
+        self.version_with(&pin.name, &pin.version_args, binary)
+    }
+
+    /// [`Probes::version`] for tools that are not a [`ToolPin`].
+    pub fn version_with(&mut self, name: &str, args: &[String], binary: &Path) -> Result<String> {
         let key = binary.to_string_lossy().into_owned();
         let stamp = stamp(binary);
         if let (Some((size, mtime_ns)), Some(entry)) = (stamp, self.entries.get(&key)) {
@@ -160,7 +169,7 @@ impl Probes {
                 return Ok(entry.version.clone());
             }
         }
-        let version = probe(pin, binary)?;
+        let version = probe_with(name, args, binary)?;
         if let Some((size, mtime_ns)) = stamp {
             self.entries.insert(key, ProbeEntry { size, mtime_ns, version: version.clone() });
             self.changed = true;

@@ -1,15 +1,18 @@
 //! Finding, checking and installing the external tools: helm, kubeconform,
-//! the CNCF distribution registry (tests and mirrors), and the offline
-//! Kubernetes JSON schemas for kubeconform; and `cargo xtask tools`, which
-//! prints what was found.
+//! the CNCF distribution registry (tests and mirrors), the offline
+//! Kubernetes JSON schemas for kubeconform, and the control plane's
+//! kube-apiserver and etcd; and `cargo xtask tools`, which prints what was
+//! found.
 //!
 //! The map: `pins.toml` holds every version (read by `pins.rs`);
 //! `locate.rs` finds a present binary ($XTASK_<TOOL>, the per-user cache,
 //! PATH) without starting a process on warm runs; `install.rs` installs the
 //! pin (checked release download, else `go install`) through `download.rs`;
-//! `schemas.rs` prepares the kubeconform schema folder.
+//! `schemas.rs` prepares the kubeconform schema folder; `chart_testing.rs`
+//! and `cluster.rs` build Go programs from their downloaded modules.
 
 pub mod chart_testing;
+pub mod cluster;
 mod download;
 mod install;
 mod locate;
@@ -67,6 +70,9 @@ pub struct Opts {
     /// Also find or build chart-testing (`ct`), the helm-unittest plugin,
     /// yamllint and yamale (see `chart_testing.rs`).
     pub chart_testing: bool,
+    /// Also find or build the control plane: kube-apiserver and etcd (see
+    /// `cluster.rs`; the first build takes several CPU-minutes).
+    pub cluster: bool,
 }
 
 /// What `cargo xtask tools` can resolve.
@@ -92,6 +98,8 @@ struct Report {
     registry: Option<Tool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     chart_testing: Option<chart_testing::ChartTestingTools>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<cluster::ClusterTools>,
 }
 
 /// Finds or installs helm and kubeconform at their pinned versions and
@@ -118,6 +126,11 @@ pub fn ensure_registry(ctx: &Context) -> Result<Tool> {
     let registry = resolve(ctx, &pins.registry, &mut probes);
     probes.save();
     registry.map_err(environment_marked)
+}
+
+/// Finds or builds kube-apiserver and etcd at their pinned versions.
+pub fn ensure_cluster(ctx: &Context) -> Result<cluster::ClusterTools> {
+    cluster::ensure(ctx).map_err(environment_marked)
 }
 
 /// `cargo xtask tools`.
@@ -152,6 +165,7 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
                 None
             },
             chart_testing: if args.chart_testing { Some(chart_testing::ensure_all(ctx)?) } else { None },
+            cluster: if args.cluster { Some(cluster::ensure(ctx)?) } else { None },
         })
     })();
     probes.save();
@@ -163,6 +177,9 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
             print!("{}", lines(&report));
             if let Some(tools) = &report.chart_testing {
                 print!("{}", chart_testing::lines(tools));
+            }
+            if let Some(tools) = &report.cluster {
+                print!("{}", cluster::lines(tools));
             }
         }
     }
@@ -205,6 +222,21 @@ fn resolve(ctx: &Context, pin: &pins::ToolPin, probes: &mut locate::Probes) -> R
         Some(tool) => Ok(tool),
         None => install::install(ctx, pin),
     }
+}
+
+/// A temporary folder beside `dest` (same file system, so the finished
+/// install is renamed into place whole), after sweeping away those of
+/// killed runs.
+fn staging_beside(name: &str, dest: &std::path::Path) -> Result<tempfile::TempDir> {
+    use anyhow::Context as _;
+    let parent = dest.parent().context("cache path has no parent")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("{name}: cannot create {}", parent.display()))?;
+    let prefix = format!(".install-{name}-");
+    sweep_stale(parent, &prefix);
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir_in(parent)
+        .with_context(|| format!("{name}: cannot create a temporary folder in {}", parent.display()))
 }
 
 /// Removes `<dir>/<prefix>*` folders older than an hour: temporary folders

@@ -19,6 +19,9 @@ pub struct Pins {
     pub ct: super::chart_testing::GoBuildPin,
     pub helm_unittest: super::chart_testing::GoBuildPin,
     pub chart_testing_python: super::chart_testing::PythonPin,
+    /// The control plane (see `cluster.rs`).
+    pub kube_apiserver: super::cluster::WrapperPin,
+    pub etcd: super::cluster::WrapperPin,
 }
 
 /// One binary tool at one version, and the ways to get it.

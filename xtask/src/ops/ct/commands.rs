@@ -215,18 +215,13 @@ impl Runner<'_> {
             cmd = cmd.env("HELM_PLUGINS", plugins);
         }
         let finished = crate::exec::process::run(cmd, None)?;
-        Ok((finished.success, tail(&crate::exec::helm::clean(&finished.combined()), 60)))
+        Ok((finished.success, crate::exec::process::tail(&crate::exec::helm::clean(&finished.combined()), 60)))
     }
 }
 
 fn step(template: &str, status: Status, duration: Duration, output: String) -> StepResult {
     let message = if output.is_empty() { format!("`{template}`") } else { format!("`{template}`:\n{output}") };
     StepResult::new(STEP, None, None, status, duration, message)
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]
