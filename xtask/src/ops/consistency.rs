@@ -16,7 +16,8 @@
 //!   language, workload type, environment variables;
 //! - runtime edges: `dependsOn` (one init container and one NetworkPolicy
 //!   egress rule per entry) equals the matrix's dependencies, with each
-//!   dependency's host and port; `networkPolicy.allowedClients` equals the
+//!   dependency's host and port (and `targetPort`, the pods' port, where the
+//!   matrix gives a `container_port`); `networkPolicy.allowedClients` equals the
 //!   services that depend on this one, and the ingress controller is admitted
 //!   exactly when the service is exposed. An edge in the matrix without both
 //!   rules is traffic the NetworkPolicies drop; a rule without an edge is a
@@ -262,14 +263,22 @@ impl<'a> Checker<'a> {
             }
         }
         let matrix_port = service.port.map(|p| p.to_string());
+        let pod_port = container_port(service).map(|p| p.to_string());
         for key in [&["containerPort"][..], &["service", "port"][..]] {
             // service.port only matters when the Service exists.
             if !has(key) || (key.len() == 2 && !service_enabled) {
                 continue;
             }
             let chart_port = text_at(&values, key);
-            if chart_port != matrix_port {
-                differ(self, "port", &key.join("."), show_opt(&chart_port), format!("port {}", show_opt(&matrix_port)));
+            // The pods listen on container_port when the matrix gives one (a Service that maps
+            // its port to another), the Service on port.
+            let (expected, said) = if key.len() == 1 && pod_port != matrix_port {
+                (&pod_port, format!("container_port {}", show_opt(&pod_port)))
+            } else {
+                (&matrix_port, format!("port {}", show_opt(&matrix_port)))
+            };
+            if &chart_port != expected {
+                differ(self, "port", &key.join("."), show_opt(&chart_port), said);
             }
         }
         if let (Some(image), true) = (&service.image, has(&["image", "repository"])) {
@@ -490,6 +499,20 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
+            // The egress rule allows the pods' port: targetPort when the dependency's Service
+            // maps its port to another one, else port.
+            let egress = text_at(values, &["dependsOn", dep, "targetPort"]).or_else(|| port.clone());
+            let pod_port = container_port(target).map(|p| p.to_string());
+            if port == expected && egress != pod_port {
+                self.problem(
+                    name,
+                    format!(
+                        "dependsOn.{dep}.targetPort: {shown} lets the egress rule allow port {}, {file} says {dep}'s pods listen on {}: set dependsOn.{dep}.targetPort to it",
+                        show_opt(&egress),
+                        show_opt(&pod_port)
+                    ),
+                );
+            }
         }
 
         // Ingress side: who may connect to this service.
@@ -547,8 +570,9 @@ impl<'a> Checker<'a> {
         let name = service.name.as_str();
         let file = self.file;
         let prefix = |key: &str| format!("{name}.{key}");
-        let expected_port = service.port.map(|p| p.to_string());
         for key in [&["containerPort"][..], &["service", "port"][..]] {
+            let expected_port =
+                if key.len() == 1 { container_port(service) } else { service.port }.map(|p| p.to_string());
             if let Some(value) = lookup(section, key) {
                 let port = scalar_text(value);
                 if port != expected_port {
@@ -685,6 +709,15 @@ fn is_host_name(text: &str) -> bool {
         && text.len() <= 253
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && text.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// The port a service's pods listen on: `container_port` of the matrix when the Service maps
+/// its port to another one, else `port`.
+fn container_port(service: &Service) -> Option<u16> {
+    match service.other.get("container_port") {
+        Some(value) => scalar_text(value).and_then(|p| p.parse().ok()),
+        None => service.port,
+    }
 }
 
 /// `value[path[0]][path[1]]...`, if every step is a map key.
