@@ -48,7 +48,7 @@ use crate::core::model::{Chart, ChartKind, Repo};
 use crate::core::outcome::{RepoCheck, Status};
 
 /// The repository-level checks lint runs: the matrix on its own, then the
-/// matrix against the charts.
+/// matrix against the charts, and what the services read against the seeds.
 pub fn check_repository(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
     let file = ctx.config.service_matrix.clone();
     let matrix = match ServiceMatrix::load(&ctx.root, &file) {
@@ -68,7 +68,15 @@ pub fn check_repository(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
         problems.extend(check(ctx, repo, &matrix, &file));
     }
     let status = Status::from_ok(problems.is_empty());
-    vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }]
+    // What the services read against what the umbrella seeds (`seeds`).
+    let seeds = crate::ops::seeds::check(ctx, repo, &matrix, &file);
+    let seeds = RepoCheck {
+        check: "seeds".into(),
+        file: file.clone(),
+        status: Status::from_ok(seeds.is_empty()),
+        message: seeds.join("\n"),
+    };
+    vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }, seeds]
 }
 
 /// Every disagreement, each naming the service, the file and both values.
