@@ -286,7 +286,11 @@ fn web_and_ratings_run_as_their_users_on_a_read_only_root_with_the_charts_config
     for env in ENVS {
         let objects = umbrella(env);
         for (name, uid, files) in [
-            ("web", 101, vec!["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/default.conf", "/usr/share/nginx/html/eum.html"]),
+            (
+                "web",
+                101,
+                vec!["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/default.conf", "/usr/share/nginx/html/eum.html"],
+            ),
             ("ratings", 33, vec!["/etc/apache2/ports.conf", "/etc/apache2/sites-available/000-default.conf"]),
         ] {
             let workload = named(&objects, "Deployment", name).unwrap_or_else(|| panic!("{env}: no Deployment {name}"));
@@ -308,19 +312,60 @@ fn web_and_ratings_run_as_their_users_on_a_read_only_root_with_the_charts_config
                 seq(spec.get("volumes")).into_iter().map(|v| (str_at(v, &["name"]).unwrap(), v)).collect();
             for mount in mounts.values() {
                 let volume = volumes[str_at(mount, &["name"]).unwrap()];
-                assert!(volume.get("emptyDir").is_some() || volume.get("configMap").is_some(), "{env} {name}: {mount:?}");
+                assert!(
+                    volume.get("emptyDir").is_some() || volume.get("configMap").is_some(),
+                    "{env} {name}: {mount:?}"
+                );
             }
             assert!(named(&objects, "ConfigMap", &format!("{name}-files")).is_some(), "{env}: no {name}-files");
         }
         let ratings = named(&objects, "Service", "ratings").unwrap();
         assert_eq!(at(ratings, &["spec", "ports"]).and_then(|p| p[0].get("port")).and_then(Value::as_u64), Some(80));
-        assert_eq!(at(ratings, &["spec", "ports"]).and_then(|p| p[0].get("targetPort")).and_then(Value::as_str), Some("http"));
+        assert_eq!(
+            at(ratings, &["spec", "ports"]).and_then(|p| p[0].get("targetPort")).and_then(Value::as_str),
+            Some("http")
+        );
         let web_policy = named(&objects, "NetworkPolicy", "web").unwrap();
         let to_ratings = seq(at(web_policy, &["spec", "egress"]))
             .into_iter()
-            .find(|rule| str_at(&rule["to"][0], &["podSelector", "matchLabels", "app.kubernetes.io/name"]) == Some("ratings"))
+            .find(|rule| {
+                str_at(&rule["to"][0], &["podSelector", "matchLabels", "app.kubernetes.io/name"]) == Some("ratings")
+            })
             .expect("web has an egress rule to ratings");
         assert_eq!(to_ratings["ports"][0]["port"].as_u64(), Some(8080), "{env}: web's egress to ratings' pods");
+    }
+}
+
+#[test]
+fn the_stores_admit_only_their_clients_so_the_built_in_logins_are_reachable_only_by_them() {
+    let text = std::fs::read_to_string(support::repo_root().join("service-matrix.yaml")).unwrap();
+    let matrix: Value = yaml_serde::from_str(&text).unwrap();
+    let services = matrix["services"].as_sequence().unwrap();
+    for env in ENVS {
+        let objects = umbrella(env);
+        for store in services.iter().filter(|s| str_at(s, &["chart_source"]) == Some("bitnami")) {
+            let name = str_at(store, &["name"]).unwrap();
+            let clients: BTreeSet<String> = services
+                .iter()
+                .filter(|s| seq(s.get("dependencies")).iter().any(|d| d.as_str() == Some(name)))
+                .map(|s| str_at(s, &["name"]).unwrap().to_string())
+                .collect();
+            let policy =
+                named(&objects, "NetworkPolicy", name).unwrap_or_else(|| panic!("{env}: no NetworkPolicy {name}"));
+            let mut admitted = BTreeSet::new();
+            for rule in seq(at(policy, &["spec", "ingress"])) {
+                let from = seq(rule.get("from"));
+                assert!(!from.is_empty(), "{env}: {name}'s policy admits every pod to {:?}", rule.get("ports"));
+                for peer in from {
+                    if let Some(app) = str_at(peer, &["podSelector", "matchLabels", "app.kubernetes.io/name"]) {
+                        if app != name {
+                            admitted.insert(app.to_string());
+                        }
+                    }
+                }
+            }
+            assert_eq!(admitted, clients, "{env}: the services {name} admits");
+        }
     }
 }
 
@@ -349,9 +394,10 @@ fn mounted_scripts(objects: &[Value], store: &str, statefulset: &str) -> BTreeMa
         .find(|v| v.get("name") == mount.get("name"))
         .expect("the init scripts' volume");
     let configmap = str_at(volume, &["configMap", "name"]).expect("init scripts from a ConfigMap");
-    let data = at(named(objects, "ConfigMap", configmap).unwrap_or_else(|| panic!("no ConfigMap {configmap}")), &["data"])
-        .and_then(Value::as_mapping)
-        .expect("ConfigMap data");
+    let data =
+        at(named(objects, "ConfigMap", configmap).unwrap_or_else(|| panic!("no ConfigMap {configmap}")), &["data"])
+            .and_then(Value::as_mapping)
+            .expect("ConfigMap data");
     data.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap().to_string())).collect()
 }
 
@@ -386,9 +432,75 @@ fn the_seed_is_wired_into_the_bitnami_values_in_every_environment() {
         }
         // Replicas never run the seed (they copy the primary).
         if let Some(secondary) = named(&objects, "StatefulSet", "mysql-secondary") {
-            assert!(!format!("{secondary:?}").contains("docker-entrypoint-initdb.d"), "{env}: mysql-secondary runs the seed");
+            assert!(
+                !format!("{secondary:?}").contains("docker-entrypoint-initdb.d"),
+                "{env}: mysql-secondary runs the seed"
+            );
         }
     }
+}
+
+/// A copy of the repository's charts, matrix and umbrella, for lint runs that break one thing.
+fn repository_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = support::repo_root();
+    for folder in ["charts", "helm", "fixtures", "schemas", "argocd"] {
+        support::copy_dir(&root.join(folder), &dir.path().join(folder));
+    }
+    std::fs::copy(root.join("service-matrix.yaml"), dir.path().join("service-matrix.yaml")).unwrap();
+    dir
+}
+
+/// `xtask --root COPY lint --chart web` (the repository checks run whatever charts are linted).
+fn lint_copy(copy: &std::path::Path) -> std::process::Output {
+    xtask()
+        .arg("--root")
+        .arg(copy)
+        .env("XTASK_WORK_DIR", copy.join("target/xtask"))
+        .args(["lint", "--chart", "web", "--no-cache"])
+        .output()
+        .expect("run xtask lint")
+}
+
+#[test]
+fn lint_names_the_service_and_what_the_seed_does_not_create() {
+    let copy = repository_copy();
+    let clean = lint_copy(copy.path());
+    assert!(clean.status.success(), "the copy does not lint green: {}", describe(&clean));
+
+    // A table shipping would read that no script creates.
+    let matrix = copy.path().join("service-matrix.yaml");
+    let text = std::fs::read_to_string(&matrix).unwrap();
+    std::fs::write(&matrix, text.replace("cities: [cities, codes]", "cities: [cities, codes, warehouses]")).unwrap();
+    let output = lint_copy(copy.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr.contains("shipping: service-matrix.yaml says it reads mysql cities.warehouses, but no script of helm/robot-shop/seed/mysql/ creates cities.warehouses"),
+        "{stderr}"
+    );
+    std::fs::write(&matrix, &text).unwrap();
+
+    // A store read but no longer seeded.
+    let values = copy.path().join("helm/robot-shop/values.yaml");
+    let original = std::fs::read_to_string(&values).unwrap();
+    std::fs::write(&values, original.replace("initdbScriptsConfigMap: mongodb-seed", "initdbScriptsConfigMap: \"\""))
+        .unwrap();
+    let output = lint_copy(copy.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    for service in ["catalogue", "user"] {
+        assert!(stderr.contains(&format!("{service}: service-matrix.yaml says it reads mongodb database")), "{stderr}");
+    }
+    assert!(stderr.contains("seeds no mongodb"), "{stderr}");
+    std::fs::write(&values, &original).unwrap();
+
+    // A script that does not parse, named.
+    let script = copy.path().join("helm/robot-shop/seed/mongodb/20-users.js");
+    std::fs::write(&script, "const users = db.getSiblingDB(\"users\";\n").unwrap();
+    let output = lint_copy(copy.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("helm/robot-shop/seed/mongodb/20-users.js: does not parse as JavaScript"), "{stderr}");
 }
 
 // --- The MySQL seed, parsed ----------------------------------------------------------------
@@ -410,8 +522,11 @@ fn mysql_tables(scripts: &BTreeMap<String, String>) -> BTreeMap<(String, String)
             if let Statement::CreateTable(table) = statement {
                 let parts: Vec<String> = table.name.0.iter().map(|p| p.to_string()).collect();
                 assert_eq!(parts.len(), 2, "{name}: {} is not database.table", table.name);
-                let columns =
-                    table.columns.iter().map(|c| (c.name.value.clone(), c.data_type.to_string().to_uppercase())).collect();
+                let columns = table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.value.clone(), c.data_type.to_string().to_uppercase()))
+                    .collect();
                 tables.insert((parts[0].clone(), parts[1].clone()), columns);
             }
         }
@@ -424,7 +539,8 @@ fn mysql_tables(scripts: &BTreeMap<String, String>) -> BTreeMap<(String, String)
 /// respected), comment lines dropped.
 fn statements(text: &str) -> Vec<String> {
     use sqlparser::tokenizer::{Token, Tokenizer};
-    let tokens = Tokenizer::new(&sqlparser::dialect::MySqlDialect {}, text).tokenize_with_location().expect("tokenizes");
+    let tokens =
+        Tokenizer::new(&sqlparser::dialect::MySqlDialect {}, text).tokenize_with_location().expect("tokenizes");
     let lines: Vec<&str> = text.split('\n').collect();
     let mut out = Vec::new();
     let mut from = (1u64, 1u64);
@@ -571,7 +687,12 @@ fn mongo_calls(name: &str, text: &str) -> Vec<(String, String, String, Vec<serde
                     calls.push((db, args(call)[0].as_str().unwrap().to_string(), "createCollection".into(), vec![]));
                 } else if let Expression::StaticMemberExpression(collection) = &method.object {
                     let db = db_of(&collection.object).unwrap_or_else(|| panic!("{name}: a call on no database"));
-                    calls.push((db, collection.property.name.to_string(), method.property.name.to_string(), args(call)));
+                    calls.push((
+                        db,
+                        collection.property.name.to_string(),
+                        method.property.name.to_string(),
+                        args(call),
+                    ));
                 } else {
                     panic!("{name}: a call of another shape");
                 }
@@ -595,13 +716,22 @@ fn the_mongodb_seed_creates_the_collections_fields_and_indexes_catalogue_and_use
     assert!(products.len() >= 10, "only {} products", products.len());
     let mut skus = BTreeSet::new();
     for product in &products {
-        assert!(product["sku"].is_string() && product["name"].is_string() && product["description"].is_string(), "{product}");
+        assert!(
+            product["sku"].is_string() && product["name"].is_string() && product["description"].is_string(),
+            "{product}"
+        );
         assert!(product["price"].is_number() && product["instock"].as_f64().is_some_and(|n| n >= 0.0), "{product}");
-        assert!(product["categories"].as_array().is_some_and(|c| !c.is_empty() && c.iter().all(|c| c.is_string())), "{product}");
+        assert!(
+            product["categories"].as_array().is_some_and(|c| !c.is_empty() && c.iter().all(|c| c.is_string())),
+            "{product}"
+        );
         assert!(skus.insert(product["sku"].as_str().unwrap().to_string()), "duplicate sku {}", product["sku"]);
     }
     let indexes = on("catalogue", "products", "createIndex");
-    assert!(indexes.contains(&vec![serde_json::json!({"sku": 1.0}), serde_json::json!({"unique": true})]), "{indexes:?}");
+    assert!(
+        indexes.contains(&vec![serde_json::json!({"sku": 1.0}), serde_json::json!({"unique": true})]),
+        "{indexes:?}"
+    );
     assert!(indexes.contains(&vec![serde_json::json!({"name": "text", "description": "text"})]), "{indexes:?}");
     // Users: name, password and email; one per name; the orders collection.
     let users: Vec<serde_json::Value> =
@@ -612,7 +742,8 @@ fn the_mongodb_seed_creates_the_collections_fields_and_indexes_catalogue_and_use
             assert!(user[field].is_string(), "{user}: no {field}");
         }
     }
-    assert!(on("users", "users", "createIndex").contains(&vec![serde_json::json!({"name": 1.0}), serde_json::json!({"unique": true})]));
+    assert!(on("users", "users", "createIndex")
+        .contains(&vec![serde_json::json!({"name": 1.0}), serde_json::json!({"unique": true})]));
     // Every collection the matrix says a service reads is created or written.
     for (service, stores) in matrix_reads() {
         for (db, names) in stores.get("mongodb").cloned().unwrap_or_default() {
@@ -646,16 +777,10 @@ fn gms_version() -> String {
 fn mysql_server_binary() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let cache = match (std::env::var_os("XTASK_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
-            (Some(dir), _, _) => PathBuf::from(dir),
-            (None, Some(dir), _) => PathBuf::from(dir).join("robot-shop-xtask"),
-            (None, None, Some(home)) => PathBuf::from(home).join(".cache").join("robot-shop-xtask"),
-            _ => panic!("no cache folder: set XTASK_CACHE_DIR or HOME"),
-        };
         let source = support::repo_root().join("xtask/tests/support/mysql-server");
         let main = std::fs::read(source.join("main.go")).unwrap();
         let digest: u64 = main.iter().fold(1469598103934665603u64, |h, b| (h ^ *b as u64).wrapping_mul(1099511628211));
-        let dir = cache.join("tools").join(format!("go-mysql-server-{}-{digest:016x}", gms_version()));
+        let dir = support::cache_dir().join("tools").join(format!("go-mysql-server-{}-{digest:016x}", gms_version()));
         let binary = dir.join("mysql-server");
         if binary.is_file() {
             return binary;
@@ -747,16 +872,21 @@ fn the_mysql_seed_runs_and_answers_the_queries_of_shipping_and_ratings() {
     assert!(cities.len() >= 5 && cities.iter().any(|c| c.2 == "London"), "{cities:?}");
     // Every country shipping lists has cities to choose from.
     for (_, code, _) in &codes {
-        let count: Option<u64> = shipping.exec_first("SELECT COUNT(*) FROM cities WHERE country_code = ?", (code,)).unwrap();
+        let count: Option<u64> =
+            shipping.exec_first("SELECT COUNT(*) FROM cities WHERE country_code = ?", (code,)).unwrap();
         assert!(count.unwrap_or(0) >= 3, "country {code} has {count:?} cities");
     }
     // The autocomplete: country code and the first letters of the city.
     let matched: Vec<String> = shipping
         .exec_map("SELECT city FROM cities WHERE country_code = ? AND city LIKE ?", ("de", "Bo%"), |city: String| city)
         .unwrap();
-    assert_eq!(matched.iter().cloned().collect::<BTreeSet<_>>(), BTreeSet::from(["Bochum".to_string(), "Bonn".to_string()]));
+    assert_eq!(
+        matched.iter().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from(["Bochum".to_string(), "Bonn".to_string()])
+    );
     let (uuid, ..) = cities[0].clone();
-    let one: Option<(f64, f64)> = shipping.exec_first("SELECT latitude, longitude FROM cities WHERE uuid = ?", (uuid,)).unwrap();
+    let one: Option<(f64, f64)> =
+        shipping.exec_first("SELECT latitude, longitude FROM cities WHERE uuid = ?", (uuid,)).unwrap();
     assert!(one.is_some_and(|(lat, lon)| (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)));
     // Read only: shipping cannot write, nor read ratings.
     assert!(shipping.query_drop("INSERT INTO codes (code, name) VALUES ('zz', 'Nowhere')").is_err());
@@ -765,11 +895,12 @@ fn the_mysql_seed_runs_and_answers_the_queries_of_shipping_and_ratings() {
 
     // ratings, logged in as its image does (ratings / iloveit, database ratings).
     let mut ratings = connect(server.port, "ratings", "iloveit", Some("ratings")).expect("ratings logs in");
-    let rated: Option<(String, u32)> = ratings
-        .exec_first("select avg_rating, rating_count from ratings where sku = ?", ("RS-TUTOR-05",))
-        .unwrap();
+    let rated: Option<(String, u32)> =
+        ratings.exec_first("select avg_rating, rating_count from ratings where sku = ?", ("RS-TUTOR-05",)).unwrap();
     assert_eq!(rated, Some(("4.90".to_string(), 31)));
-    ratings.exec_drop("insert into ratings(sku, avg_rating, rating_count) values(?, ?, ?)", ("RS-DRONE-04", 4, 1)).unwrap();
+    ratings
+        .exec_drop("insert into ratings(sku, avg_rating, rating_count) values(?, ?, ?)", ("RS-DRONE-04", 4, 1))
+        .unwrap();
     ratings
         .exec_drop("update ratings set avg_rating = ?, rating_count = ? where sku = ?", (4.5, 2, "RS-DRONE-04"))
         .unwrap();
@@ -798,27 +929,20 @@ const APACHE_PACKAGES: &[(&str, &str)] = &[
     ("liblua5.3-0", "5.3.6-2"),
 ];
 
-fn cache_dir() -> PathBuf {
-    match (std::env::var_os("XTASK_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
-        (Some(dir), _, _) => PathBuf::from(dir),
-        (None, Some(dir), _) => PathBuf::from(dir).join("robot-shop-xtask"),
-        (None, None, Some(home)) => PathBuf::from(home).join(".cache").join("robot-shop-xtask"),
-        _ => panic!("no cache folder: set XTASK_CACHE_DIR or HOME"),
-    }
-}
-
 /// The packages downloaded with `apt-get download NAME=VERSION` and extracted
 /// with `dpkg -x` into one folder of the per-user cache, once per pin set.
 fn debian_packages(set: &str, packages: &[(&str, &str)]) -> PathBuf {
     let pins: Vec<String> = packages.iter().map(|(name, version)| format!("{name}={version}")).collect();
     let digest = pins.join(" ").bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
-    let dir = cache_dir().join("tools").join(format!("debian-{set}-{digest:016x}"));
+    let dir = support::cache_dir().join("tools").join(format!("debian-{set}-{digest:016x}"));
     if dir.join("root").is_dir() {
         return dir.join("root");
     }
     std::fs::create_dir_all(&dir).unwrap();
     let staging = tempfile::tempdir_in(&dir).unwrap();
-    let download = || Command::new("apt-get").arg("download").args(&pins).current_dir(staging.path()).output().expect("run apt-get");
+    let download = || {
+        Command::new("apt-get").arg("download").args(&pins).current_dir(staging.path()).output().expect("run apt-get")
+    };
     let mut output = download();
     if !output.status.success() {
         // Stale package lists: refresh them once (as the machine's README says to).
@@ -841,12 +965,13 @@ fn config_files(name: &str) -> BTreeMap<String, String> {
     let mut seen: Option<BTreeMap<String, String>> = None;
     for env in ENVS {
         let objects = umbrella(env);
-        let data = at(named(&objects, "ConfigMap", name).unwrap_or_else(|| panic!("{env}: no ConfigMap {name}")), &["data"])
-            .and_then(Value::as_mapping)
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap().to_string()))
-            .collect::<BTreeMap<_, _>>();
+        let data =
+            at(named(&objects, "ConfigMap", name).unwrap_or_else(|| panic!("{env}: no ConfigMap {name}")), &["data"])
+                .and_then(Value::as_mapping)
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap().to_string()))
+                .collect::<BTreeMap<_, _>>();
         if let Some(first) = &seen {
             assert_eq!(first, &data, "{env}: {name} differs from dev's");
         }
@@ -882,7 +1007,8 @@ fn container(name: &str) -> Container {
             panic!("{name}: unexpected volume {volume:?}");
         }
     }
-    let strings = |key: &str| seq(main.get(key)).into_iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let strings =
+        |key: &str| seq(main.get(key)).into_iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
     let mut command = strings("command");
     command.extend(strings("args"));
     Container { files, writable, uid: at(&spec, &["securityContext", "runAsUser"]).unwrap().as_u64().unwrap(), command }
@@ -901,9 +1027,19 @@ struct Sandboxed {
 }
 
 /// Runs support/sandbox.sh (as root, in new mount, network and pid namespaces).
-fn sandbox(packages: &std::path::Path, files: &std::path::Path, c: &Container, command: &str, env: &[(&str, String)], requests: &[String]) -> Sandboxed {
+fn sandbox(
+    packages: &std::path::Path,
+    files: &std::path::Path,
+    c: &Container,
+    command: &str,
+    env: &[(&str, String)],
+    requests: &[String],
+) -> Sandboxed {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    assert!(unsafe { libc::geteuid() } == 0, "the server sandbox needs root (mount, network and pid namespaces, chroot)");
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the server sandbox needs root (mount, network and pid namespaces, chroot)"
+    );
     let out = tempfile::tempdir().unwrap();
     let script = support::repo_root().join("xtask/tests/support/sandbox.sh");
     let output = Command::new("unshare")
@@ -965,9 +1101,11 @@ fn nginx_serves_the_storefront_and_proxies_the_six_apis_with_the_charts_configur
     // gets a stub server; the five on 8080 cannot have one in the same network namespace, since
     // nginx's `listen 8080` takes port 8080 on every address, so their requests reach nginx
     // itself, whose error log then shows the path and Host header each was proxied with.
-    let apis = [("catalogue", 8080), ("user", 8080), ("cart", 8080), ("shipping", 8080), ("payment", 8080), ("ratings", 80)];
+    let apis =
+        [("catalogue", 8080), ("user", 8080), ("cart", 8080), ("shipping", 8080), ("payment", 8080), ("ratings", 80)];
     let hosts: Vec<String> = apis.iter().enumerate().map(|(i, (api, _))| format!("127.0.0.{} {api}", i + 2)).collect();
-    let mut requests = vec!["http://127.0.0.1:8080/".to_string(), "http://127.0.0.1:8080/images/RS-GARDEN-01.png".to_string()];
+    let mut requests =
+        vec!["http://127.0.0.1:8080/".to_string(), "http://127.0.0.1:8080/images/RS-GARDEN-01.png".to_string()];
     requests.extend(apis.iter().map(|(api, _)| format!("http://127.0.0.1:8080/api/{api}/{api}.txt")));
     let command = c.command.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
     let run = sandbox(
@@ -985,7 +1123,11 @@ fn nginx_serves_the_storefront_and_proxies_the_six_apis_with_the_charts_configur
     for (api, port) in &apis[..5] {
         let proxied = format!("request: \"GET /{api}.txt HTTP/1.0\", host: \"{api}:{port}\"");
         let proxied_11 = format!("request: \"GET /{api}.txt HTTP/1.1\", host: \"{api}:{port}\"");
-        assert!(run.log.contains(&proxied) || run.log.contains(&proxied_11), "/api/{api}/ is not proxied to {api}:{port}:\n{}", run.log);
+        assert!(
+            run.log.contains(&proxied) || run.log.contains(&proxied_11),
+            "/api/{api}/ is not proxied to {api}:{port}:\n{}",
+            run.log
+        );
     }
     assert_eq!(run.bodies[7], "ratings\n", "/api/ratings/ reaches ratings on port 80");
     assert!(!run.log.contains("[emerg]") && !run.log.contains("[alert]"), "{}", run.log);
@@ -1001,10 +1143,34 @@ fn apache_serves_ratings_on_its_unprivileged_port_with_the_charts_configuration(
     // What the image's build did to Debian's Apache (a2enmod, log links) and its document root.
     let extra: Vec<(String, String)> = vec![("/var/www/html/index.html".into(), "ratings\n".into())];
     let mut links: Vec<(String, String)> = Vec::new();
-    for module in ["mpm_prefork", "authz_core", "authz_host", "dir", "mime", "rewrite", "status", "alias", "setenvif", "env", "filter", "deflate", "reqtimeout", "negotiation", "access_compat", "authn_core", "authn_file", "auth_basic", "authz_user", "autoindex"] {
+    for module in [
+        "mpm_prefork",
+        "authz_core",
+        "authz_host",
+        "dir",
+        "mime",
+        "rewrite",
+        "status",
+        "alias",
+        "setenvif",
+        "env",
+        "filter",
+        "deflate",
+        "reqtimeout",
+        "negotiation",
+        "access_compat",
+        "authn_core",
+        "authn_file",
+        "auth_basic",
+        "authz_user",
+        "autoindex",
+    ] {
         for ext in ["load", "conf"] {
             if packages.join(format!("etc/apache2/mods-available/{module}.{ext}")).exists() {
-                links.push((format!("etc/apache2/mods-enabled/{module}.{ext}"), format!("../mods-available/{module}.{ext}")));
+                links.push((
+                    format!("etc/apache2/mods-enabled/{module}.{ext}"),
+                    format!("../mods-available/{module}.{ext}"),
+                ));
             }
         }
     }
@@ -1012,7 +1178,9 @@ fn apache_serves_ratings_on_its_unprivileged_port_with_the_charts_configuration(
         links.push((format!("etc/apache2/conf-enabled/{conf}.conf"), format!("../conf-available/{conf}.conf")));
     }
     links.push(("etc/apache2/sites-enabled/000-default.conf".into(), "../sites-available/000-default.conf".into()));
-    for (log, target) in [("access.log", "/dev/stdout"), ("other_vhosts_access.log", "/dev/stdout"), ("error.log", "/dev/stderr")] {
+    for (log, target) in
+        [("access.log", "/dev/stdout"), ("other_vhosts_access.log", "/dev/stdout"), ("error.log", "/dev/stderr")]
+    {
         links.push((format!("var/log/apache2/{log}"), target.into()));
     }
     let extra_refs: Vec<(&str, &str)> = extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();

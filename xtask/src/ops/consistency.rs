@@ -29,8 +29,9 @@
 //!   `mongodb-headless`) but must not add or remove an edge or change a port.
 //!
 //! The Bitnami charts' own NetworkPolicies admit every pod of the namespace
-//! by default, so a new client of a data store needs no rule there; those
-//! charts are only checked for version and image.
+//! by default; where an umbrella narrows one (`<store>.networkPolicy.
+//! extraIngress`), the services it admits must be the store's clients in the
+//! matrix. Otherwise those charts are checked for version and image only.
 //!
 //! Each point is compared only when the chart's values have the key it is
 //! about (`containerPort`, `dependsOn`, `networkPolicy.allowedClients`, ...):
@@ -567,6 +568,7 @@ impl<'a> Checker<'a> {
                 let Some(section) = lookup(&values, &[&service.name]) else { continue };
                 if service.is_infrastructure() {
                     self.store_image(service, &shown, section);
+                    self.store_clients(service, &shown, section);
                 } else {
                     self.service_override(service, &shown, section);
                 }
@@ -656,6 +658,40 @@ impl<'a> Checker<'a> {
         }
         let shown_env = format!("{shown} ({name}.env)");
         self.hosts(service, &shown_env, &env, false);
+    }
+
+    /// The services a data store's own NetworkPolicy admits (the Bitnami charts'
+    /// `networkPolicy.extraIngress`, pods by `app.kubernetes.io/name`), where the
+    /// umbrella sets it, against the services whose dependencies name the store.
+    fn store_clients(&mut self, service: &Service, shown: &str, section: &Value) {
+        let Some(rules) = lookup(section, &["networkPolicy", "extraIngress"]) else { return };
+        let admitted: BTreeSet<String> = rules
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|rule| lookup(rule, &["from"]).and_then(Value::as_sequence).into_iter().flatten())
+            .filter_map(|peer| text_at(peer, &["podSelector", "matchLabels", "app.kubernetes.io/name"]))
+            .collect();
+        let clients: BTreeSet<String> = self
+            .matrix
+            .services
+            .iter()
+            .filter(|s| s.dependencies.contains(&service.name))
+            .map(|s| s.name.clone())
+            .collect();
+        if admitted != clients {
+            self.problem(
+                &service.name,
+                format!(
+                    "NetworkPolicy clients: {shown} {}.networkPolicy.extraIngress admits [{}], {} says [{}] depend on it{}",
+                    service.name,
+                    join(&admitted),
+                    self.file,
+                    join(&clients),
+                    fix_hint(&admitted, &clients, &format!("{}.networkPolicy.extraIngress", service.name))
+                ),
+            );
+        }
     }
 
     /// A data store's image as the umbrella sets it, against the matrix.

@@ -101,11 +101,12 @@ fn reads(value: Option<&Value>) -> BTreeMap<String, BTreeMap<String, Vec<String>
 /// wire no seed into the store.
 fn seed_of(root: &Path, umbrella: &Chart, store: &str) -> Result<Option<Created>, String> {
     let shown = format!("{}/values.yaml", umbrella.rel);
-    let values: Value = crate::util::yaml::load(&umbrella.dir.join("values.yaml"), &shown).map_err(|e| format!("{e:#}"))?;
+    let values: Value =
+        crate::util::yaml::load(&umbrella.dir.join("values.yaml"), &shown).map_err(|e| format!("{e:#}"))?;
     let section = values.get(store);
-    let wired = ["initdbScriptsConfigMap", "initdbScripts"]
-        .iter()
-        .any(|key| section.and_then(|s| s.get(*key)).is_some_and(|v| !v.is_null() && scalar_text(v).as_deref() != Some("")));
+    let wired = ["initdbScriptsConfigMap", "initdbScripts"].iter().any(|key| {
+        section.and_then(|s| s.get(*key)).is_some_and(|v| !v.is_null() && scalar_text(v).as_deref() != Some(""))
+    });
     if !wired {
         return Ok(None);
     }
@@ -141,8 +142,7 @@ pub fn sql_statements(text: &str) -> Result<Vec<String>, String> {
         .tokenize_with_location()
         .map_err(|e| format!("does not tokenize as MySQL: {e}"))?;
     // Byte offset of each line's start, for the tokenizer's (line, column in characters).
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(text.match_indices('\n').map(|(at, _)| at + 1)).collect();
+    let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(at, _)| at + 1)).collect();
     let offset = |line: u64, column: u64| -> usize {
         let start = line_starts.get(line.saturating_sub(1) as usize).copied().unwrap_or(text.len());
         let rest = &text[start..];
@@ -211,12 +211,15 @@ pub fn sql_creates(text: &str) -> Result<Created, String> {
                 current = Some(use_.to_string().trim_start_matches("USE ").trim().to_string());
             }
             Statement::CreateTable(table) => {
-                let parts: Vec<String> = table.name.0.iter().map(|p| p.to_string().trim_matches('`').to_string()).collect();
+                let parts: Vec<String> =
+                    table.name.0.iter().map(|p| p.to_string().trim_matches('`').to_string()).collect();
                 let (database, name) = match parts.as_slice() {
                     [database, name] => (database.clone(), name.clone()),
                     [name] => match &current {
                         Some(database) => (database.clone(), name.clone()),
-                        None => return Err(format!("CREATE TABLE {name} names no database and no USE comes before it")),
+                        None => {
+                            return Err(format!("CREATE TABLE {name} names no database and no USE comes before it"))
+                        }
                     },
                     _ => return Err(format!("CREATE TABLE {}: not database.table", table.name)),
                 };
@@ -243,7 +246,9 @@ pub fn js_creates(text: &str) -> Result<Created, String> {
         match statement {
             Statement::VariableDeclaration(declaration) => {
                 for declarator in &declaration.declarations {
-                    if let (BindingPatternKind::BindingIdentifier(id), Some(init)) = (&declarator.id.kind, &declarator.init) {
+                    if let (BindingPatternKind::BindingIdentifier(id), Some(init)) =
+                        (&declarator.id.kind, &declarator.init)
+                    {
                         if let Some(database) = sibling_db(init) {
                             bound.insert(id.name.to_string(), database);
                         }
@@ -285,7 +290,10 @@ fn sibling_db(expression: &oxc_ast::ast::Expression<'_>) -> Option<String> {
 /// The (database, collection) a call works on: `x.createCollection("c")`,
 /// `x.c.method(...)` or `x.getCollection("c").method(...)` where `x` is bound
 /// to a database.
-fn collection_of_call(call: &oxc_ast::ast::CallExpression<'_>, bound: &BTreeMap<String, String>) -> Option<(String, String)> {
+fn collection_of_call(
+    call: &oxc_ast::ast::CallExpression<'_>,
+    bound: &BTreeMap<String, String>,
+) -> Option<(String, String)> {
     use oxc_ast::ast::Expression;
     let Expression::StaticMemberExpression(method) = &call.callee else { return None };
     let database_of = |expression: &Expression<'_>| match expression {
