@@ -69,17 +69,34 @@ the same name (the credential-free default).
 
 {{/*
 Value of the checksum/config pod annotation: sha256 of the rendered ConfigMap data, the rendered
-Secret data and the name of an existing Secret, computed from values so that any change of
-configuration rolls the pods.
+Secret data, the name of an existing Secret and, when there are any, the rendered configFiles,
+computed from values so that any change of configuration rolls the pods.
 {{ include "common.config.checksum" . }}
 */}}
 {{- define "common.config.checksum" -}}
 {{- $parts := list (include "common.config.configMapData" .) (include "common.config.secretData" .) (toString (.Values.existingSecret | default "")) -}}
+{{- with include "common.config.filesData" . -}}
+{{- $parts = append $parts . -}}
+{{- end -}}
 {{- join "\n---\n" $parts | sha256sum -}}
 {{- end -}}
 
 {{/*
-ConfigMap <name>-config from .Values.env; renders nothing when env is empty.
+Data of the ConfigMap <name>-files: each entry of .Values.configFiles (name -> {mountPath,
+content}) under its name, the content rendered with tpl so it can use values (an nginx site that
+proxies to {{ .Values.env.CATALOGUE_HOST }}).
+{{ include "common.config.filesData" . }}
+*/}}
+{{- define "common.config.filesData" -}}
+{{- range $name, $file := (.Values.configFiles | default dict) }}
+{{ $name }}: {{ tpl (toString $file.content) $ | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+ConfigMap <name>-config from .Values.env, and ConfigMap <name>-files from .Values.configFiles
+(the files the container reads in place of ones its image would write at start); each renders
+nothing when its value is empty.
 {{- include "common.config.configMap" . }}
 */}}
 {{- define "common.config.configMap" -}}
@@ -91,6 +108,15 @@ metadata:
   {{- include "common.meta.objectMeta" (dict "context" . "name" (include "common.meta.suffixed" (dict "context" . "suffix" "config"))) | nindent 2 }}
 data:
   {{- include "common.config.configMapData" . | trim | nindent 2 }}
+{{- end }}
+{{- if .Values.configFiles }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  {{- include "common.meta.objectMeta" (dict "context" . "name" (include "common.meta.suffixed" (dict "context" . "suffix" "files"))) | nindent 2 }}
+data:
+  {{- include "common.config.filesData" . | trim | nindent 2 }}
 {{- end }}
 {{- end -}}
 

@@ -98,7 +98,8 @@ Ingress: only from pods labelled app.kubernetes.io/name=<client> for each key of
 networkPolicy.allowedClients, and from the ingress controller's namespace when
 networkPolicy.allowIngressController; nothing when the container listens on no port.
 Egress: DNS to networkPolicy.dnsNamespace (UDP and TCP 53), each dependency of .Values.dependsOn
-(pods labelled app.kubernetes.io/name=<dependency>, on its port) and each CIDR of
+(pods labelled app.kubernetes.io/name=<dependency>, on its targetPort, else its port: a
+NetworkPolicy sees the pod's port, not the Service's) and each CIDR of
 networkPolicy.allowedExternal; nothing else.
 {{- include "common.network.networkPolicy" . }}
 */}}
@@ -159,7 +160,7 @@ spec:
               app.kubernetes.io/name: {{ $dep }}
       ports:
         - protocol: TCP
-          port: {{ $target.port }}
+          port: {{ $target.targetPort | default $target.port }}
     {{- end }}
     {{- range $name, $target := ($np.allowedExternal | default dict) }}
     - to:

@@ -175,13 +175,22 @@ hardened security context, small resources.
 {{- end -}}
 
 {{/*
-The service's container.
+The service's container: command and args when set (else the image's), the configFiles mounted
+one file each (subPath, read-only) and an emptyDir per writable path.
 {{ include "common.workload.container" . }}
 */}}
 {{- define "common.workload.container" -}}
 - name: {{ include "common.meta.name" . }}
   image: {{ printf "%s:%s" .Values.image.repository (toString .Values.image.tag) | quote }}
   imagePullPolicy: {{ include "common.workload.imagePullPolicy" . }}
+  {{- with .Values.command }}
+  command:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.args }}
+  args:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- if .Values.containerPort }}
   ports:
     - name: http
@@ -203,11 +212,17 @@ The service's container.
     {{- include "common.workload.resources" . | nindent 4 }}
   securityContext:
     {{- include "common.workload.securityContext" . | nindent 4 }}
-  {{- if or .Values.writablePaths (.Values.persistence | default dict).enabled }}
+  {{- if or .Values.writablePaths .Values.configFiles (.Values.persistence | default dict).enabled }}
   volumeMounts:
     {{- range $name, $path := (.Values.writablePaths | default dict) }}
     - name: {{ printf "writable-%s" $name }}
       mountPath: {{ $path }}
+    {{- end }}
+    {{- range $name, $file := (.Values.configFiles | default dict) }}
+    - name: config-files
+      mountPath: {{ $file.mountPath }}
+      subPath: {{ $name }}
+      readOnly: true
     {{- end }}
     {{- if (.Values.persistence | default dict).enabled }}
     - name: data
@@ -239,11 +254,16 @@ spec:
   {{- end }}
   containers:
     {{- include "common.workload.container" . | nindent 4 }}
-  {{- with .Values.writablePaths }}
+  {{- if or .Values.writablePaths .Values.configFiles }}
   volumes:
-    {{- range $name, $path := . }}
+    {{- range $name, $path := (.Values.writablePaths | default dict) }}
     - name: {{ printf "writable-%s" $name }}
       emptyDir: {}
+    {{- end }}
+    {{- if .Values.configFiles }}
+    - name: config-files
+      configMap:
+        name: {{ include "common.meta.suffixed" (dict "context" . "suffix" "files") }}
     {{- end }}
   {{- end }}
   {{- with .Values.nodeSelector }}

@@ -16,7 +16,8 @@
 //!   language, workload type, environment variables;
 //! - runtime edges: `dependsOn` (one init container and one NetworkPolicy
 //!   egress rule per entry) equals the matrix's dependencies, with each
-//!   dependency's host and port; `networkPolicy.allowedClients` equals the
+//!   dependency's host and port (and `targetPort`, the pods' port, where the
+//!   matrix gives a `container_port`); `networkPolicy.allowedClients` equals the
 //!   services that depend on this one, and the ingress controller is admitted
 //!   exactly when the service is exposed. An edge in the matrix without both
 //!   rules is traffic the NetworkPolicies drop; a rule without an edge is a
@@ -28,8 +29,9 @@
 //!   `mongodb-headless`) but must not add or remove an edge or change a port.
 //!
 //! The Bitnami charts' own NetworkPolicies admit every pod of the namespace
-//! by default, so a new client of a data store needs no rule there; those
-//! charts are only checked for version and image.
+//! by default; where an umbrella narrows one (`<store>.networkPolicy.
+//! extraIngress`), the services it admits must be the store's clients in the
+//! matrix. Otherwise those charts are checked for version and image only.
 //!
 //! Each point is compared only when the chart's values have the key it is
 //! about (`containerPort`, `dependsOn`, `networkPolicy.allowedClients`, ...):
@@ -47,7 +49,7 @@ use crate::core::model::{Chart, ChartKind, Repo};
 use crate::core::outcome::{RepoCheck, Status};
 
 /// The repository-level checks lint runs: the matrix on its own, then the
-/// matrix against the charts.
+/// matrix against the charts, and what the services read against the seeds.
 pub fn check_repository(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
     let file = ctx.config.service_matrix.clone();
     let matrix = match ServiceMatrix::load(&ctx.root, &file) {
@@ -67,7 +69,15 @@ pub fn check_repository(ctx: &Context, repo: &Repo) -> Vec<RepoCheck> {
         problems.extend(check(ctx, repo, &matrix, &file));
     }
     let status = Status::from_ok(problems.is_empty());
-    vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }]
+    // What the services read against what the umbrella seeds (`seeds`).
+    let seeds = crate::ops::seeds::check(ctx, repo, &matrix, &file);
+    let seeds = RepoCheck {
+        check: "seeds".into(),
+        file: file.clone(),
+        status: Status::from_ok(seeds.is_empty()),
+        message: seeds.join("\n"),
+    };
+    vec![RepoCheck { check: "service-matrix".into(), file, status, message: problems.join("\n") }, seeds]
 }
 
 /// Every disagreement, each naming the service, the file and both values.
@@ -262,14 +272,22 @@ impl<'a> Checker<'a> {
             }
         }
         let matrix_port = service.port.map(|p| p.to_string());
+        let pod_port = container_port(service).map(|p| p.to_string());
         for key in [&["containerPort"][..], &["service", "port"][..]] {
             // service.port only matters when the Service exists.
             if !has(key) || (key.len() == 2 && !service_enabled) {
                 continue;
             }
             let chart_port = text_at(&values, key);
-            if chart_port != matrix_port {
-                differ(self, "port", &key.join("."), show_opt(&chart_port), format!("port {}", show_opt(&matrix_port)));
+            // The pods listen on container_port when the matrix gives one (a Service that maps
+            // its port to another), the Service on port.
+            let (expected, said) = if key.len() == 1 && pod_port != matrix_port {
+                (&pod_port, format!("container_port {}", show_opt(&pod_port)))
+            } else {
+                (&matrix_port, format!("port {}", show_opt(&matrix_port)))
+            };
+            if &chart_port != expected {
+                differ(self, "port", &key.join("."), show_opt(&chart_port), said);
             }
         }
         if let (Some(image), true) = (&service.image, has(&["image", "repository"])) {
@@ -490,6 +508,20 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
+            // The egress rule allows the pods' port: targetPort when the dependency's Service
+            // maps its port to another one, else port.
+            let egress = text_at(values, &["dependsOn", dep, "targetPort"]).or_else(|| port.clone());
+            let pod_port = container_port(target).map(|p| p.to_string());
+            if port == expected && egress != pod_port {
+                self.problem(
+                    name,
+                    format!(
+                        "dependsOn.{dep}.targetPort: {shown} lets the egress rule allow port {}, {file} says {dep}'s pods listen on {}: set dependsOn.{dep}.targetPort to it",
+                        show_opt(&egress),
+                        show_opt(&pod_port)
+                    ),
+                );
+            }
         }
 
         // Ingress side: who may connect to this service.
@@ -536,6 +568,7 @@ impl<'a> Checker<'a> {
                 let Some(section) = lookup(&values, &[&service.name]) else { continue };
                 if service.is_infrastructure() {
                     self.store_image(service, &shown, section);
+                    self.store_clients(service, &shown, section);
                 } else {
                     self.service_override(service, &shown, section);
                 }
@@ -547,8 +580,9 @@ impl<'a> Checker<'a> {
         let name = service.name.as_str();
         let file = self.file;
         let prefix = |key: &str| format!("{name}.{key}");
-        let expected_port = service.port.map(|p| p.to_string());
         for key in [&["containerPort"][..], &["service", "port"][..]] {
+            let expected_port =
+                if key.len() == 1 { container_port(service) } else { service.port }.map(|p| p.to_string());
             if let Some(value) = lookup(section, key) {
                 let port = scalar_text(value);
                 if port != expected_port {
@@ -626,6 +660,40 @@ impl<'a> Checker<'a> {
         self.hosts(service, &shown_env, &env, false);
     }
 
+    /// The services a data store's own NetworkPolicy admits (the Bitnami charts'
+    /// `networkPolicy.extraIngress`, pods by `app.kubernetes.io/name`), where the
+    /// umbrella sets it, against the services whose dependencies name the store.
+    fn store_clients(&mut self, service: &Service, shown: &str, section: &Value) {
+        let Some(rules) = lookup(section, &["networkPolicy", "extraIngress"]) else { return };
+        let admitted: BTreeSet<String> = rules
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|rule| lookup(rule, &["from"]).and_then(Value::as_sequence).into_iter().flatten())
+            .filter_map(|peer| text_at(peer, &["podSelector", "matchLabels", "app.kubernetes.io/name"]))
+            .collect();
+        let clients: BTreeSet<String> = self
+            .matrix
+            .services
+            .iter()
+            .filter(|s| s.dependencies.contains(&service.name))
+            .map(|s| s.name.clone())
+            .collect();
+        if admitted != clients {
+            self.problem(
+                &service.name,
+                format!(
+                    "NetworkPolicy clients: {shown} {}.networkPolicy.extraIngress admits [{}], {} says [{}] depend on it{}",
+                    service.name,
+                    join(&admitted),
+                    self.file,
+                    join(&clients),
+                    fix_hint(&admitted, &clients, &format!("{}.networkPolicy.extraIngress", service.name))
+                ),
+            );
+        }
+    }
+
     /// A data store's image as the umbrella sets it, against the matrix.
     fn store_image(&mut self, service: &Service, shown: &str, section: &Value) {
         let (Some(image), Some(repository), Some(tag)) =
@@ -685,6 +753,15 @@ fn is_host_name(text: &str) -> bool {
         && text.len() <= 253
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && text.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// The port a service's pods listen on: `container_port` of the matrix when the Service maps
+/// its port to another one, else `port`.
+fn container_port(service: &Service) -> Option<u16> {
+    match service.other.get("container_port") {
+        Some(value) => scalar_text(value).and_then(|p| p.parse().ok()),
+        None => service.port,
+    }
 }
 
 /// `value[path[0]][path[1]]...`, if every step is a map key.

@@ -362,10 +362,13 @@ pub fn generate(ctx: &Context, overrides: &Overrides) -> Result<BTreeMap<String,
                 repo_url: repo_url.clone(),
                 source: source.clone(),
             };
-            let values = component_values(&merged, &service.name);
-            let path = format!("{DIR}/values/{env}/{}.yaml", service.name);
-            let sources =
+            let mut values = component_values(&merged, &service.name);
+            let mut sources =
                 format!("the {}: and global: sections of {}/values.yaml and {env_files}", service.name, umbrella.rel);
+            if matches!(group, Group::Infrastructure) && inline_seed(ctx, &umbrella.rel, &service.name, &mut values)? {
+                sources.push_str(&format!(", with the scripts of {}/seed/{}/", umbrella.rel, service.name));
+            }
+            let path = format!("{DIR}/values/{env}/{}.yaml", service.name);
             let body = if values.as_mapping().is_some_and(|m| m.is_empty()) {
                 "{}\n".to_string()
             } else {
@@ -415,6 +418,36 @@ fn enabled(values: &Value, condition: &str) -> bool {
 
 /// The values a subchart gets from its parent: its own section (without the
 /// parent's `enabled` switch) and `global`.
+/// A store's Application installs the Bitnami chart alone, without the
+/// umbrella's templates, so the seed ConfigMap that `initdbScriptsConfigMap`
+/// names (made by the umbrella from `seed/<store>/`) would not exist: the
+/// scripts go inline instead, as the chart's `initdbScripts` (file -> text).
+/// Returns whether it did.
+fn inline_seed(ctx: &Context, umbrella: &str, store: &str, values: &mut Value) -> Result<bool> {
+    let Value::Mapping(map) = values else { return Ok(false) };
+    if !map.get("initdbScriptsConfigMap").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+        return Ok(false);
+    }
+    let folder = ctx.root.join(umbrella).join("seed").join(store);
+    if !folder.is_dir() {
+        return Ok(false);
+    }
+    crate::util::fs::inside(&ctx.root, &folder)?;
+    let mut scripts = BTreeMap::new();
+    for entry in std::fs::read_dir(&folder).with_context(|| format!("{umbrella}/seed/{store}"))? {
+        let path = entry?.path();
+        if path.is_file() {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let text = std::fs::read_to_string(&path).with_context(|| format!("{umbrella}/seed/{store}/{name}"))?;
+            scripts.insert(name, text);
+        }
+    }
+    map.remove("initdbScriptsConfigMap");
+    let scripts = scripts.into_iter().map(|(name, text)| (Value::String(name), Value::String(text))).collect();
+    map.insert(Value::String("initdbScripts".into()), Value::Mapping(scripts));
+    Ok(true)
+}
+
 fn component_values(merged: &Value, component: &str) -> Value {
     let mut out = yaml_serde::Mapping::new();
     if let Some(global) = crate::ops::consistency::lookup(merged, &["global"]) {

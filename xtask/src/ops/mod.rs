@@ -18,4 +18,5 @@ pub mod mirror;
 pub mod new_service;
 pub mod package;
 pub mod schema;
+pub mod seeds;
 pub mod stage;

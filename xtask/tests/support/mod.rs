@@ -303,6 +303,18 @@ impl Drop for Mirror {
     }
 }
 
+/// The per-user cache the tool installs into (`$XTASK_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/robot-shop-xtask`, else `~/.cache/robot-shop-xtask`),
+/// where tests keep what they build or download once per machine too.
+pub fn cache_dir() -> PathBuf {
+    match (std::env::var_os("XTASK_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
+        (Some(dir), _, _) => PathBuf::from(dir),
+        (None, Some(dir), _) => PathBuf::from(dir).join("robot-shop-xtask"),
+        (None, None, Some(home)) => PathBuf::from(home).join(".cache").join("robot-shop-xtask"),
+        _ => panic!("no cache folder: set XTASK_CACHE_DIR or HOME"),
+    }
+}
+
 /// The actionlint version the workflow test runs (a Go module; `go install`
 /// builds it, since release downloads from GitHub are not reachable here).
 /// Added by the CI/GitOps engineer for `tests/scaling.rs`.
@@ -317,14 +329,7 @@ pub const ACTIONLINT_VERSION: &str = "1.7.12";
 pub fn actionlint() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let cache =
-            match (std::env::var_os("XTASK_CACHE_DIR"), std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
-                (Some(dir), _, _) => PathBuf::from(dir),
-                (None, Some(dir), _) => PathBuf::from(dir).join("robot-shop-xtask"),
-                (None, None, Some(home)) => PathBuf::from(home).join(".cache").join("robot-shop-xtask"),
-                _ => panic!("no cache folder: set XTASK_CACHE_DIR or HOME"),
-            };
-        let dir = cache.join("tools").join(format!("actionlint-{ACTIONLINT_VERSION}"));
+        let dir = cache_dir().join("tools").join(format!("actionlint-{ACTIONLINT_VERSION}"));
         let binary = dir.join("actionlint");
         if binary.is_file() {
             return binary;
