@@ -65,7 +65,7 @@ fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     at(value, path).and_then(Value::as_str)
 }
 
-fn seq<'a>(value: Option<&'a Value>) -> Vec<&'a Value> {
+fn seq(value: Option<&Value>) -> Vec<&Value> {
     value.and_then(Value::as_sequence).map(|s| s.iter().collect()).unwrap_or_default()
 }
 
@@ -573,7 +573,9 @@ fn is_account_statement(text: &str) -> bool {
 fn the_mysql_seed_creates_the_tables_and_columns_shipping_and_ratings_read() {
     let scripts = mounted_scripts(&umbrella("dev"), "mysql", "mysql");
     let tables = mysql_tables(&scripts);
-    let wanted: [(&str, &str, &[(&str, &str)]); 3] = [
+    // (database, table, [(column, type)])
+    type Wanted<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let wanted: [Wanted; 3] = [
         (
             "cities",
             "cities",

@@ -416,8 +416,6 @@ fn enabled(values: &Value, condition: &str) -> bool {
     true
 }
 
-/// The values a subchart gets from its parent: its own section (without the
-/// parent's `enabled` switch) and `global`.
 /// A store's Application installs the Bitnami chart alone, without the
 /// umbrella's templates, so the seed ConfigMap that `initdbScriptsConfigMap`
 /// names (made by the umbrella from `seed/<store>/`) would not exist: the
@@ -425,7 +423,7 @@ fn enabled(values: &Value, condition: &str) -> bool {
 /// Returns whether it did.
 fn inline_seed(ctx: &Context, umbrella: &str, store: &str, values: &mut Value) -> Result<bool> {
     let Value::Mapping(map) = values else { return Ok(false) };
-    if !map.get("initdbScriptsConfigMap").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+    if map.get("initdbScriptsConfigMap").is_none_or(|v| v.as_str().is_none_or(str::is_empty)) {
         return Ok(false);
     }
     let folder = ctx.root.join(umbrella).join("seed").join(store);
@@ -448,6 +446,8 @@ fn inline_seed(ctx: &Context, umbrella: &str, store: &str, values: &mut Value) -
     Ok(true)
 }
 
+/// The values a subchart gets from its parent: its own section (without the
+/// parent's `enabled` switch) and `global`.
 fn component_values(merged: &Value, component: &str) -> Value {
     let mut out = yaml_serde::Mapping::new();
     if let Some(global) = crate::ops::consistency::lookup(merged, &["global"]) {
