@@ -350,3 +350,13 @@ mod tests {
         assert_eq!(chart_in_error(msg, "p").as_deref(), Some("b"));
     }
 }
+
+/// `helm install|upgrade|rollback` against a cluster: `action` and its
+/// arguments (release, chart, values, namespace, `--kubeconfig` ...) as the
+/// caller builds them. Its own function so every cluster write of helm's is
+/// one greppable place, and it goes through [`process::run`].
+pub fn release_action(helm: &Tool, args: &[std::ffi::OsString]) -> Result<Finished> {
+    let sh = xshell::Shell::new()?;
+    let helm_path = &helm.path;
+    process::run(xshell::cmd!(sh, "{helm_path} {args...}").env("GOGC", go_gc()), None)
+}

@@ -19,3 +19,4 @@ pub mod new_service;
 pub mod package;
 pub mod schema;
 pub mod stage;
+pub mod verify;
