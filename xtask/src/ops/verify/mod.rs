@@ -473,7 +473,7 @@ impl Checker<'_> {
         args.extend(self.target.cluster.helm_args());
         match crate::exec::helm::release_action(self.helm, &args) {
             Ok(done) if done.success => Ok(()),
-            Ok(done) => Err(crate::exec::helm::clean(&done.stderr)),
+            Ok(done) => Err(helm_error(&done.stderr)),
             Err(err) => Err(format!("{err:#}")),
         }
     }
@@ -484,6 +484,18 @@ impl Checker<'_> {
             vec!["rollback".into(), release.into(), "1".into(), "--namespace".into(), namespace.into()];
         args.extend(["--no-hooks".into(), "--timeout".into(), "2m".into()]);
         self.helm_write(args)
+    }
+}
+
+/// helm's error without what it logged before it: the API server's
+/// warnings (Pod Security `warn` on every Deployment, which the Pod
+/// dry-runs report as verdicts) and helm's own `level=WARN` copy of the
+/// error.
+fn helm_error(stderr: &str) -> String {
+    let cleaned = crate::exec::helm::clean(stderr);
+    match cleaned.find("Error: ") {
+        Some(start) if start == 0 || cleaned[..start].ends_with('\n') => cleaned[start..].to_string(),
+        _ => cleaned,
     }
 }
 
