@@ -254,3 +254,80 @@ fn upgrades_that_change_immutable_fields_fail_naming_object_field_and_advice() {
         "{cart}"
     );
 }
+
+/// `--kubeconfig`: a cluster verify did not start (here one of `cluster
+/// start`, standing in for a user's) gets server-side dry-runs only: cart
+/// passes, and afterwards the cluster holds no namespace, Deployment or
+/// release Secret of it.
+#[test]
+fn a_users_cluster_gets_dry_runs_only() {
+    let repo = scratch_repo();
+    let root = repo.path();
+    let cluster_work = root.join("cluster-work");
+    support::cluster_tools();
+    struct Stop<'a>(&'a Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = xtask().env("XTASK_WORK_DIR", self.0).args(["cluster", "stop"]).output();
+        }
+    }
+    let started = run_ok(xtask().env("XTASK_WORK_DIR", &cluster_work).args(["cluster", "start"]));
+    let _stop = Stop(&cluster_work);
+    let kubeconfig = String::from_utf8_lossy(&started.stdout).trim().to_string();
+    let api = Api::new(Path::new(&kubeconfig));
+    // A real cluster's controller-manager makes it; this one has none.
+    let account =
+        serde_json::json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": "default" } });
+    assert_eq!(api.call("POST", "/api/v1/namespaces/default/serviceaccounts", Some(&account)).0, 201);
+
+    let (output, report) = verify(root, &root.join("work"), &["--kubeconfig", &kubeconfig, "--chart", "cart"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_passes(&report, "cart");
+    let steps: Vec<&str> =
+        chart(&report, "cart")["steps"].as_array().expect("steps").iter().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(steps, ["duplicate", "install", "pod-security"], "{report:#}");
+
+    assert_eq!(api.call("GET", "/api/v1/namespaces/v-cart-default", None).0, 404);
+    for path in ["/apis/apps/v1/namespaces/default/deployments", "/api/v1/namespaces/default/secrets"] {
+        let (status, body) = api.call("GET", path, None);
+        let list: Value = serde_json::from_str(&body).expect("a list");
+        assert_eq!((status, list["items"].as_array().map(Vec::len)), (200, Some(0)), "{path}: {body}");
+    }
+}
+
+/// Bearer token and CA file from a kubeconfig `cluster start` wrote.
+struct Api {
+    agent: ureq::Agent,
+    server: String,
+    token: String,
+}
+
+impl Api {
+    fn new(kubeconfig: &Path) -> Api {
+        let config: Value =
+            yaml_serde::from_str(&std::fs::read_to_string(kubeconfig).expect("read the kubeconfig")).expect("YAML");
+        let cluster = &config["clusters"][0]["cluster"];
+        let agent = support::api_agent(Path::new(cluster["certificate-authority"].as_str().expect("CA file")));
+        Api {
+            agent,
+            server: cluster["server"].as_str().expect("server").to_string(),
+            token: config["users"][0]["user"]["token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+        let url = format!("{}{path}", self.server);
+        let auth = format!("Bearer {}", self.token);
+        let response = match (method, body) {
+            ("POST", Some(body)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(body.to_string()),
+            _ => self.agent.get(&url).header("Authorization", &auth).call(),
+        };
+        let mut response = response.unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+    }
+}

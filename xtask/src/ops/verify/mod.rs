@@ -428,7 +428,18 @@ impl Checker<'_> {
             return steps;
         }
         let mut refused = Vec::new();
-        let pods = manifest::pods(&objects, &namespace);
+        let mut pods = manifest::pods(&objects, &namespace);
+        if dry_run {
+            // The chart's own ServiceAccounts were only dry-run installed, so
+            // they do not exist there: the namespace's `default` one stands
+            // in (Pod Security does not look at the account).
+            for (_, pod) in &mut pods {
+                if let Some(spec) = pod["spec"].as_object_mut() {
+                    spec.remove("serviceAccountName");
+                    spec.remove("serviceAccount");
+                }
+            }
+        }
         for (workload, pod) in &pods {
             match api.dry_run_pod(&namespace, pod) {
                 Ok(answer) if answer.ok() => {}
