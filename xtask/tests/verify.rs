@@ -235,6 +235,14 @@ fn upgrades_that_change_immutable_fields_fail_naming_object_field_and_advice() {
             && umbrella.contains("--cascade=orphan"),
         "{umbrella}"
     );
+    // The refused upgrade left the release rollbackable.
+    let rollbacks: Vec<&Value> = chart(&report, "robot-shop")["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["step"] == "rollback")
+        .collect();
+    assert!(!rollbacks.is_empty() && rollbacks.iter().all(|s| s["status"] == "ok"), "{report:#}");
 
     edit_after(
         &root.join("charts/_common/templates/_meta.tpl"),

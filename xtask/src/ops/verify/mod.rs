@@ -400,36 +400,51 @@ impl Checker<'_> {
             }
         }
 
-        let installed = match self.base {
+        let (installed, base_installed) = match self.base {
             Some(base) if !dry_run => {
-                let outcome = base.upgrade(self, job, env, &namespace);
+                let (outcome, base_installed) = base.upgrade(self, job, env, &namespace);
                 let ok = outcome.iter().all(|s| s.status != Status::Failed);
                 steps.extend(outcome);
-                ok
+                (ok, base_installed)
             }
             _ => {
                 let started = Instant::now();
                 let result = self.helm_release("install", release, &job.staged, &values, &namespace);
                 let ok = result.is_ok();
                 steps.push(step(Step::Install, Some(name), ok, started.elapsed(), result.err().unwrap_or_default()));
-                ok
+                (ok, false)
             }
         };
+        steps.push(self.pod_security(name, level, &objects, &namespace, installed));
+        // Rolled back after the Pod dry-runs, which need the working tree's
+        // ServiceAccounts in place.
+        if let (Some(base), true) = (self.base, base_installed) {
+            steps.push(base.rollback(self, env, &namespace));
+        }
+        steps
+    }
 
-        // Pod Security: only once what the Pods need (their ServiceAccounts)
-        // was installed; on a user's cluster, in whatever `default` enforces.
+    /// Pod Security: a Pod from every workload, dry-run, once what the Pods
+    /// need (their ServiceAccounts) was installed; on a user's cluster in
+    /// whatever its `default` namespace enforces.
+    fn pod_security(
+        &self,
+        name: &str,
+        level: &security::Level,
+        objects: &[manifest::Object],
+        namespace: &str,
+        installed: bool,
+    ) -> StepResult {
         let started = Instant::now();
         let Some(api) = &self.target.api else {
-            steps.push(skipped(name, "the kubeconfig does not authenticate with a bearer token and a CA file"));
-            return steps;
+            return skipped(name, "the kubeconfig does not authenticate with a bearer token and a CA file");
         };
         if !installed {
-            steps.push(skipped(name, "not checked: the install failed"));
-            return steps;
+            return skipped(name, "not checked: the install failed");
         }
         let mut refused = Vec::new();
-        let mut pods = manifest::pods(&objects, &namespace);
-        if dry_run {
+        let mut pods = manifest::pods(objects, namespace);
+        if self.target.cluster.dry_run_only() {
             // The chart's own ServiceAccounts were only dry-run installed, so
             // they do not exist there: the namespace's `default` one stands
             // in (Pod Security does not look at the account).
@@ -441,7 +456,7 @@ impl Checker<'_> {
             }
         }
         for (workload, pod) in &pods {
-            match api.dry_run_pod(&namespace, pod) {
+            match api.dry_run_pod(namespace, pod) {
                 Ok(answer) if answer.ok() => {}
                 Ok(answer) => refused.push(format!("{workload}: {}", answer.message())),
                 Err(err) => refused.push(format!("{workload}: {err:#}")),
@@ -452,8 +467,7 @@ impl Checker<'_> {
         } else {
             format!("{}:\n{}", level.describe(), refused.join("\n"))
         };
-        steps.push(step(Step::PodSecurity, Some(name), refused.is_empty(), started.elapsed(), message));
-        steps
+        step(Step::PodSecurity, Some(name), refused.is_empty(), started.elapsed(), message)
     }
 
     /// `helm install|upgrade` of a chart folder into `namespace`: on our

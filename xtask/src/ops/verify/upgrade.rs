@@ -57,8 +57,15 @@ impl Base {
         &self.commit[..self.commit.len().min(12)]
     }
 
-    /// Install at the base, upgrade to the working tree, roll back.
-    pub(super) fn upgrade(&self, checker: &Checker, job: &Job, env: &Environment, namespace: &str) -> Vec<StepResult> {
+    /// Install at the base, upgrade to the working tree; also whether the
+    /// base's release was installed (then [`Base::rollback`] goes back to it).
+    pub(super) fn upgrade(
+        &self,
+        checker: &Checker,
+        job: &Job,
+        env: &Environment,
+        namespace: &str,
+    ) -> (Vec<StepResult>, bool) {
         let name = env.name.as_str();
         let release = checker.ctx.config.release_name.as_str();
         let head_values = checker.values(env);
@@ -70,7 +77,7 @@ impl Base {
                 let result = checker.helm_release("install", release, &job.staged, &head_values, namespace);
                 let ok = result.is_ok();
                 steps.push(step(Step::Install, Some(name), ok, started.elapsed(), result.err().unwrap_or_default()));
-                return steps;
+                return (steps, false);
             }
             Some(Err(message)) => {
                 steps.push(step(
@@ -80,7 +87,7 @@ impl Base {
                     Duration::ZERO,
                     format!("the chart at {} cannot be staged: {message}", self.short()),
                 ));
-                return steps;
+                return (steps, false);
             }
             Some(Ok(dir)) => dir,
         };
@@ -92,7 +99,7 @@ impl Base {
         let message = installed.err().map(|m| format!("the chart at {}: {m}", self.short())).unwrap_or_default();
         steps.push(step(Step::Install, Some(name), ok, started.elapsed(), message));
         if !ok {
-            return steps;
+            return (steps, false);
         }
 
         let started = Instant::now();
@@ -103,13 +110,16 @@ impl Base {
             Err(message) => with_advice(&format!("from {}: {message}", self.short())),
         };
         steps.push(step(Step::Upgrade, Some(name), ok, started.elapsed(), message));
+        (steps, true)
+    }
 
+    /// `helm rollback` to the base's release (revision 1).
+    pub(super) fn rollback(&self, checker: &Checker, env: &Environment, namespace: &str) -> StepResult {
         let started = Instant::now();
-        let rolled = checker.helm_rollback(release, namespace);
+        let rolled = checker.helm_rollback(&checker.ctx.config.release_name, namespace);
         let ok = rolled.is_ok();
         let message = rolled.err().map(|m| with_advice(&format!("back to {}: {m}", self.short()))).unwrap_or_default();
-        steps.push(step(Step::Rollback, Some(name), ok, started.elapsed(), message));
-        steps
+        step(Step::Rollback, Some(&env.name), ok, started.elapsed(), message)
     }
 }
 
