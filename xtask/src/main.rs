@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     bench, bump, ci_matrix, cluster, diff, explain, gitops, graph, lint, mirror, new_service, package, schema, tools,
+    verify,
 };
 use crate::core::context::{Context, Format};
 use crate::exec::process;
@@ -73,6 +74,8 @@ enum Command {
     Schema(schema::Args),
     /// Render the affected charts at the base and in the working tree; print what changes.
     Diff(diff::Args),
+    /// Install the charts into a throwaway API server: admission, Pod Security, duplicates, upgrades.
+    Verify(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -128,5 +131,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => explain::run(args, &ctx),
         Command::Diff(args) => diff::run(args, &ctx),
         Command::Schema(args) => schema::run(args, &ctx),
+        Command::Verify(args) => verify::run(args, &ctx),
     }
 }

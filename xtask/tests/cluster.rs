@@ -140,21 +140,7 @@ impl Api {
             yaml_serde::from_str(&std::fs::read_to_string(kubeconfig).expect("read the kubeconfig")).expect("YAML");
         let token = config["users"][0]["user"]["token"].as_str().expect("a token in the kubeconfig").to_string();
         assert_eq!(endpoint["token"], "(hidden)", "the JSON output shows the token");
-        let pem = std::fs::read(endpoint["ca_file"].as_str().expect("ca_file")).expect("read the CA file");
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                _ => None,
-            })
-            .collect();
-        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::from(certs)).build();
-        let agent = ureq::Agent::config_builder()
-            .tls_config(tls)
-            .proxy(None)
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
+        let agent = support::api_agent(Path::new(endpoint["ca_file"].as_str().expect("ca_file")));
         Api { agent, server: endpoint["server"].as_str().expect("server").to_string(), token }
     }
 

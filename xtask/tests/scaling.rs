@@ -210,6 +210,8 @@ fn workflow_passes_actionlint() {
         "cargo xtask package --changed --base \"$BASE\" --publish \"$REGISTRY\"",
         "cargo xtask gitops --check",
         "cargo xtask graph --check",
+        "cargo xtask tools --cluster",
+        "--upgrade-from \"$BASE\"",
     ] {
         assert!(text.contains(needle), "the workflow lacks {needle:?}");
     }

@@ -3,11 +3,10 @@
 use anyhow::Result;
 
 use crate::cli::{EnvFlags, MirrorFlags, SelectionFlags};
-use crate::core::context::{Context, Format};
+use crate::core::context::Context;
 use crate::ops::ct::Ct;
 use crate::ops::lint::profile::{Plain, Profile};
 use crate::ops::lint::{self, report, Opts};
-use crate::util::exit;
 
 /// Options of `cargo xtask lint`.
 #[derive(Debug, Clone, clap::Args)]
@@ -74,13 +73,5 @@ pub fn run(args: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let report = lint::run(&opts, profile, plan)?;
-    if ctx.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    report::print_summary(&report, ctx.color);
-    if report.ok {
-        Ok(())
-    } else {
-        Err(exit::ChecksFailed.into())
-    }
+    report::conclude(&report, ctx)
 }

@@ -16,3 +16,4 @@ pub mod new_service;
 pub mod package;
 pub mod schema;
 pub mod tools;
+pub mod verify;

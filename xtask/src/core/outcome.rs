@@ -66,6 +66,17 @@ pub enum Step {
     Maintainers,
     /// chart-testing: one of `additional-commands`.
     Command,
+    /// verify: `helm install` into the API server (validation, admission).
+    Install,
+    /// verify: a Pod built from each workload's pod template, dry-run in a
+    /// namespace that enforces the chart's Pod Security level.
+    PodSecurity,
+    /// verify: the same kind/namespace/name rendered twice in one release.
+    Duplicate,
+    /// verify `--upgrade-from`: `helm upgrade` from the base's release.
+    Upgrade,
+    /// verify `--upgrade-from`: `helm rollback` to the base's release.
+    Rollback,
 }
 
 impl Step {
@@ -82,6 +93,11 @@ impl Step {
             Step::Yamllint => "yamllint",
             Step::Maintainers => "maintainers",
             Step::Command => "command",
+            Step::Install => "install",
+            Step::PodSecurity => "pod-security",
+            Step::Duplicate => "duplicate",
+            Step::Upgrade => "upgrade",
+            Step::Rollback => "rollback",
         }
     }
 
@@ -101,7 +117,7 @@ impl Step {
 
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -138,6 +154,15 @@ impl StepResult {
             duration_ms: duration.as_millis() as u64,
             message: message.into(),
         }
+    }
+}
+
+impl StepResult {
+    /// A stored verdict as a run that reused it shows it: cached, no time.
+    pub fn cached(mut self) -> StepResult {
+        self.status = Status::Cached;
+        self.duration_ms = 0;
+        self
     }
 }
 

@@ -206,7 +206,6 @@ pub fn is_ready(endpoint: &Endpoint) -> bool {
 }
 
 /// A cluster later commands work against.
-#[allow(dead_code)] // the API `cargo xtask verify` (issue #12) is to build on
 pub enum Cluster {
     /// Started by us, thrown away afterwards: anything may be written.
     Started(ControlPlane),
@@ -215,7 +214,6 @@ pub enum Cluster {
 }
 
 /// A cluster we did not start, named by a kubeconfig and a context.
-#[allow(dead_code)] // as `Cluster`
 #[derive(Debug, Clone)]
 pub struct External {
     pub kubeconfig: PathBuf,
@@ -223,7 +221,6 @@ pub struct External {
     pub context: Option<String>,
 }
 
-#[allow(dead_code)] // as `Cluster`
 impl External {
     /// `--kubeconfig FILE`, else `$KUBECONFIG` (its first file), else
     /// `~/.kube/config`; the file must exist.
@@ -242,7 +239,6 @@ impl External {
     }
 }
 
-#[allow(dead_code)] // as `Cluster`
 impl Cluster {
     pub fn kubeconfig(&self) -> &Path {
         match self {

@@ -308,6 +308,16 @@ pub fn chart_in_error(message: &str, parent: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// `helm install|upgrade|rollback` against a cluster: `action` and its
+/// arguments (release, chart, values, namespace, `--kubeconfig` ...) as the
+/// caller builds them. Its own function so every cluster write of helm's is
+/// one greppable place, and it goes through [`process::run`].
+pub fn release_action(helm: &Tool, args: &[std::ffi::OsString]) -> Result<Finished> {
+    let sh = xshell::Shell::new()?;
+    let helm_path = &helm.path;
+    process::run(xshell::cmd!(sh, "{helm_path} {args...}").env("GOGC", go_gc()), None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

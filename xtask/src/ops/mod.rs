@@ -20,3 +20,4 @@ pub mod package;
 pub mod schema;
 pub mod seeds;
 pub mod stage;
+pub mod verify;

@@ -383,3 +383,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A ureq agent for a control plane's HTTPS: it trusts only the CA file
+/// the API server generated (nothing skips verification), ignores proxies
+/// (the server is on loopback) and returns error statuses as answers.
+/// Added by the verify engineer for `tests/cluster.rs` and `tests/verify.rs`.
+pub fn api_agent(ca_file: &Path) -> ureq::Agent {
+    let pem = std::fs::read(ca_file).unwrap_or_else(|err| panic!("read {}: {err}", ca_file.display()));
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::from(certs)).build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .proxy(None)
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(20)))
+        .build()
+        .into()
+}

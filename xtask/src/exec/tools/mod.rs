@@ -128,6 +128,12 @@ pub fn ensure_registry(ctx: &Context) -> Result<Tool> {
     registry.map_err(environment_marked)
 }
 
+/// The pinned kube-apiserver version, read without starting anything: what
+/// a verdict of `verify` depends on, known before a control plane runs.
+pub fn cluster_version() -> Result<String> {
+    Ok(pins::load()?.kube_apiserver.version)
+}
+
 /// Finds or builds kube-apiserver and etcd at their pinned versions.
 pub fn ensure_cluster(ctx: &Context) -> Result<cluster::ClusterTools> {
     cluster::ensure(ctx).map_err(environment_marked)

@@ -22,7 +22,7 @@
 mod render;
 mod report;
 mod semantic;
-mod worktree;
+pub mod worktree;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -327,14 +327,7 @@ fn answered(
             keys.get(&index).filter(|_| read_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name))
         {
             result.status = Status::Cached;
-            result.steps = stored
-                .into_iter()
-                .map(|mut s| {
-                    s.status = Status::Cached;
-                    s.duration_ms = 0;
-                    s
-                })
-                .collect();
+            result.steps = stored.into_iter().map(StepResult::cached).collect();
             progress.finished(&result);
         } else {
             to_check.insert(index);

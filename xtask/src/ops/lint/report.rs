@@ -175,3 +175,17 @@ pub fn print_summary(report: &Report, color: bool) {
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
+
+/// The end of a lint or verify run: the JSON document on stdout with
+/// `--format json`, the summary on stderr, and exit 1 if anything failed.
+pub fn conclude(report: &Report, ctx: &crate::core::context::Context) -> anyhow::Result<()> {
+    if ctx.format == crate::core::context::Format::Json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    }
+    print_summary(report, ctx.color);
+    if report.ok {
+        Ok(())
+    } else {
+        Err(crate::util::exit::ChecksFailed.into())
+    }
+}

@@ -1,0 +1,538 @@
+//! `cargo xtask verify`: install every chart, in every environment, into a
+//! real API server, and report what it said that the offline schemas could
+//! not (see docs/verify.md).
+//!
+//! 1. discover and select charts as lint does; library charts are not
+//!    installable and are left out;
+//! 2. stage them ([`Stager`]) and key each chart's verdict by content
+//!    ([`key`]); a chart whose key is in the cache is answered from it;
+//! 3. only if something is left to check: start a control plane (or take the
+//!    user's `--kubeconfig`, dry-run only);
+//! 4. per chart and environment, in parallel: render, look for duplicated
+//!    objects ([`manifest`]), create a namespace enforcing the chart's Pod
+//!    Security level ([`security`]) and its `default` ServiceAccount
+//!    ([`api`]), `helm install`, and dry-run a Pod from every workload;
+//!    with `--upgrade-from`, first install the base's chart, then upgrade
+//!    and roll back ([`upgrade`]);
+//! 5. report in lint's shape and exit 1 if anything failed.
+
+pub mod api;
+pub mod manifest;
+pub mod security;
+pub mod upgrade;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use rayon::prelude::*;
+
+use crate::core::context::Context;
+use crate::core::graph::ChartGraph;
+use crate::core::model::{Chart, ChartKind, Environment, Repo};
+use crate::core::outcome::{ChartResult, Status, Step, StepResult};
+use crate::core::selection::Selection;
+use crate::exec::cluster::{Cluster, ControlPlane, External, StartOptions};
+use crate::exec::tools::Tool;
+use crate::ops::affected::{self, Selected};
+use crate::ops::cache::{self, Cache, KeyBuilder};
+use crate::ops::lint::report::{Progress, Report};
+use crate::ops::stage::Stager;
+
+/// Bumped when what a verdict means changes, so old verdicts are not reused.
+const ENGINE: &str = "verify-1";
+
+/// What a verify run is asked to do.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub selection: Selection,
+    /// Only these environments of charts that have values-<env>.yaml files; empty: all.
+    pub envs: Vec<String>,
+    /// `FROM=TO` mirrors over xtask.toml's.
+    pub mirrors: Vec<String>,
+    /// Install the chart as it was at this commit first, then upgrade to
+    /// the working tree and roll back.
+    pub upgrade_from: Option<String>,
+    /// A user's cluster: server-side dry-run only, nothing is written.
+    pub kubeconfig: Option<PathBuf>,
+    /// Ignore stored verdicts (verdicts are still stored).
+    pub no_cache: bool,
+}
+
+/// One chart to check, with everything the parallel part needs.
+struct Job<'a> {
+    index: usize,
+    chart: &'a Chart,
+    staged: PathBuf,
+    envs: Vec<Environment>,
+    level: Result<security::Level, String>,
+}
+
+/// Where the charts go: the control plane we started (with an API client)
+/// or the user's cluster.
+struct Target {
+    cluster: Cluster,
+    api: Option<api::Api>,
+}
+
+pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
+    let epoch = Instant::now();
+    let repo = Repo::discover(&ctx.root, &ctx.config)?;
+    let graph = ChartGraph::build(&repo);
+    let Selected { charts: selected, broken } = affected::select(ctx, &repo, &graph, &opts.selection)?;
+    let mut mirrors = ctx.config.mirrors.clone();
+    for flag in &opts.mirrors {
+        let (from, to) = crate::core::config::parse_mirror(flag)?;
+        mirrors.insert(from, to);
+    }
+    let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
+    let cluster_version = crate::exec::tools::cluster_version()?;
+    let tools = crate::exec::tools::ensure(ctx, &[])?;
+    let base = match &opts.upgrade_from {
+        Some(reference) => Some(upgrade::Base::prepare(ctx, reference, &tools.helm, mirrors.clone())?),
+        None => None,
+    };
+    let stager = Stager::new(ctx, &tools.helm, mirrors);
+
+    let order: Vec<usize> = graph
+        .topological()
+        .into_iter()
+        .filter(|c| selected.contains(c) && repo.charts[*c].kind != ChartKind::Library)
+        .collect();
+    let needed = graph.with_dependencies(&order.iter().copied().collect());
+    let stage_failures = stage(&repo, &graph, &stager, &needed);
+
+    let cache = Cache::new(ctx.work_dir.join("cache").join("verify"));
+    let progress = Progress::new(order.len() + broken.len());
+    let mut results: BTreeMap<usize, ChartResult> = BTreeMap::new();
+    let mut jobs: Vec<(Job, Option<String>)> = Vec::new();
+    for &index in &order {
+        let chart = &repo.charts[index];
+        let mut result = empty_result(chart);
+        if let Some(message) = stage_failures.get(&index) {
+            result.status = Status::Failed;
+            result.steps.push(step(Step::Dependencies, None, false, Duration::ZERO, message.clone()));
+            progress.finished(&result);
+            results.insert(index, result);
+            continue;
+        }
+        let envs = environments(chart, &opts.envs);
+        let level = security::level_of(&chart.dir);
+        let key =
+            key(ctx, &repo, &graph, &stager, index, &envs, &level, &tools.helm, &cluster_version, opts, &base).ok();
+        result.cache_key = key.clone();
+        let stored = key.as_ref().filter(|_| !opts.no_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name));
+        if let Some(stored) = stored {
+            result.status = Status::Cached;
+            result.steps = stored.into_iter().map(StepResult::cached).collect();
+            progress.finished(&result);
+        } else {
+            jobs.push((Job { index, chart, staged: stager.staged_dir(chart), envs, level }, key));
+        }
+        results.insert(index, result);
+    }
+
+    // The control plane only when something is left to check, and on this
+    // thread: its processes die with the thread that started them.
+    if !jobs.is_empty() {
+        let target = match &opts.kubeconfig {
+            Some(path) => {
+                let external = External::new(Some(path.clone()), None)?;
+                let api = api::Api::from_kubeconfig(&external.kubeconfig, None);
+                Target { cluster: Cluster::External(external), api }
+            }
+            None => {
+                let plane = ControlPlane::start(ctx, &StartOptions::default())?;
+                let endpoint = plane.endpoint().clone();
+                let api = Some(api::Api::new(&endpoint.server, &endpoint.ca_file, &endpoint.token)?);
+                Target { cluster: Cluster::Started(plane), api }
+            }
+        };
+        let checker = Checker { ctx, helm: &tools.helm, target: &target, kube_version: &cluster_version, base: &base };
+        let checked: Vec<(usize, Vec<StepResult>, u64, u64)> = jobs
+            .par_iter()
+            .map(|(job, key)| {
+                let started = elapsed_ms(epoch);
+                let steps = checker.check(job);
+                let failed = steps.iter().any(|s| s.status == Status::Failed);
+                if let (false, Some(key)) = (failed, key) {
+                    if let Err(err) = cache.put(key, &job.chart.name, &steps) {
+                        eprintln!("warning: cannot store the verdict of {} in the cache: {err:#}", job.chart.name);
+                    }
+                }
+                let finished = elapsed_ms(epoch);
+                if let Some(result) = results.get(&job.index) {
+                    let mut shown = result.clone();
+                    shown.steps = steps.clone();
+                    shown.status = Status::from_ok(!failed);
+                    progress.finished(&shown);
+                }
+                (job.index, steps, started, finished)
+            })
+            .collect();
+        for (index, steps, started, finished) in checked {
+            if let Some(result) = results.get_mut(&index) {
+                result.status = Status::from_ok(steps.iter().all(|s| s.status != Status::Failed));
+                result.steps = steps;
+                result.started_ms = started;
+                result.finished_ms = finished;
+            }
+        }
+        drop(target);
+    }
+    progress.clear();
+
+    let mut charts: Vec<ChartResult> = results.into_values().collect();
+    for broken in broken {
+        charts.push(ChartResult {
+            name: broken.name.clone(),
+            path: broken.rel.clone(),
+            kind: None,
+            status: Status::Failed,
+            cache_key: None,
+            batch: None,
+            started_ms: 0,
+            finished_ms: 0,
+            steps: vec![step(Step::Chart, None, false, Duration::ZERO, broken.error.clone())],
+        });
+    }
+    // Tools saw the staged copies; people should see their own folders.
+    for chart in &mut charts {
+        for s in &mut chart.steps {
+            for c in &repo.charts {
+                let staged = stager.staged_dir(c).display().to_string();
+                if s.message.contains(&staged) {
+                    s.message = s.message.replace(&staged, &c.rel);
+                }
+            }
+        }
+    }
+    let ok = charts.iter().all(|c| c.status != Status::Failed);
+    Ok(Report {
+        charts,
+        repository: Vec::new(),
+        processes: crate::exec::process::started(),
+        duration_ms: epoch.elapsed().as_millis() as u64,
+        ok,
+    })
+}
+
+fn empty_result(chart: &Chart) -> ChartResult {
+    ChartResult {
+        name: chart.name.clone(),
+        path: chart.rel.clone(),
+        kind: Some(chart.kind),
+        status: Status::Ok,
+        cache_key: None,
+        batch: None,
+        started_ms: 0,
+        finished_ms: 0,
+        steps: Vec::new(),
+    }
+}
+
+fn step(kind: Step, env: Option<&str>, ok: bool, duration: Duration, message: impl Into<String>) -> StepResult {
+    StepResult::new(kind, env, None, Status::from_ok(ok), duration, message)
+}
+
+/// A Pod Security step that could not be checked, and why.
+fn skipped(env: &str, why: &str) -> StepResult {
+    StepResult::new(Step::PodSecurity, Some(env), None, Status::Skipped, Duration::ZERO, why)
+}
+
+fn elapsed_ms(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64
+}
+
+/// The chart's environments, filtered by `--env` where it has named ones.
+fn environments(chart: &Chart, only: &[String]) -> Vec<Environment> {
+    let named = chart.environments.iter().any(|e| !e.values_files.is_empty());
+    chart.environments.iter().filter(|e| only.is_empty() || !named || only.contains(&e.name)).cloned().collect()
+}
+
+/// Stages `needed` dependencies first; returns the charts that could not
+/// be staged (or depend on one), with why.
+fn stage(repo: &Repo, graph: &ChartGraph, stager: &Stager, needed: &BTreeSet<usize>) -> BTreeMap<usize, String> {
+    let mut failed: BTreeMap<usize, String> = BTreeMap::new();
+    for issue in &graph.issues {
+        if let Some(index) = repo.index_of(&issue.chart) {
+            failed.insert(index, issue.message.clone());
+        }
+    }
+    for index in graph.topological().into_iter().filter(|c| needed.contains(c)) {
+        if failed.contains_key(&index) {
+            continue;
+        }
+        if let Some(dep) = graph.dependencies(index).into_iter().find(|d| failed.contains_key(d)) {
+            failed.insert(index, format!("dependency {} cannot be used (see its own error)", repo.charts[dep].name));
+            continue;
+        }
+        if let Err(err) = stager.stage(repo, &repo.charts[index]) {
+            failed.insert(index, format!("{err:#}"));
+        }
+    }
+    failed
+}
+
+/// A chart's verdict key: lint's inputs (its files and its dependencies'
+/// files, remote archives by content, the values files of its
+/// environments, the release name, helm) and verify's own (the control
+/// plane version, the admission plugins, the Pod Security level, the mode,
+/// the `--upgrade-from` commit). Computed without starting a process.
+#[allow(clippy::too_many_arguments)]
+fn key(
+    ctx: &Context,
+    repo: &Repo,
+    graph: &ChartGraph,
+    stager: &Stager,
+    index: usize,
+    envs: &[Environment],
+    level: &Result<security::Level, String>,
+    helm: &Tool,
+    cluster_version: &str,
+    opts: &Opts,
+    base: &Option<upgrade::Base>,
+) -> Result<String> {
+    let chart = &repo.charts[index];
+    let mut key = KeyBuilder::default();
+    key.add("engine", ENGINE.as_bytes()).add("chart", chart.name.as_bytes());
+    for member in graph.with_dependencies(&BTreeSet::from([index])) {
+        let dep = &repo.charts[member];
+        let ignore = crate::util::helmignore::HelmIgnore::load(&dep.dir);
+        key.add("chart-files", dep.name.as_bytes());
+        key.add("files", cache::hash_chart_files(&dep.dir, &|rel, is_dir| ignore.is_ignored(rel, is_dir))?.as_bytes());
+    }
+    if let Ok(entries) = std::fs::read_dir(stager.staged_dir(chart).join("charts")) {
+        let mut archives: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "tgz")).collect();
+        archives.sort();
+        for archive in archives {
+            key.add("archive", crate::util::fs::sha256_hex(&std::fs::read(&archive)?).as_bytes());
+        }
+    }
+    for env in envs {
+        key.add("env", env.name.as_bytes());
+        for file in &env.values_files {
+            key.add("values", file.as_bytes()).add("content", &std::fs::read(ctx.root.join(file))?);
+        }
+    }
+    key.add("level", format!("{level:?}").as_bytes());
+    key.add("release", ctx.config.release_name.as_bytes());
+    key.add("helm", helm.version.as_bytes());
+    key.add("kube-apiserver", cluster_version.as_bytes());
+    key.add("admission", crate::exec::cluster::ADMISSION_PLUGINS.as_bytes());
+    key.add("mode", if opts.kubeconfig.is_some() { b"dry-run".as_slice() } else { b"install".as_slice() });
+    if let Some(base) = base {
+        key.add("upgrade-from", base.commit.as_bytes());
+    }
+    Ok(key.finish())
+}
+
+/// What the parallel checks share.
+struct Checker<'a> {
+    ctx: &'a Context,
+    helm: &'a Tool,
+    target: &'a Target,
+    kube_version: &'a str,
+    base: &'a Option<upgrade::Base>,
+}
+
+impl Checker<'_> {
+    /// Every step of one chart, environment after environment.
+    fn check(&self, job: &Job) -> Vec<StepResult> {
+        let level = match &job.level {
+            Ok(level) => level.clone(),
+            Err(message) => return vec![step(Step::PodSecurity, None, false, Duration::ZERO, message.clone())],
+        };
+        let mut steps = Vec::new();
+        for env in &job.envs {
+            steps.extend(self.check_env(job, env, &level));
+        }
+        steps
+    }
+
+    fn values(&self, env: &Environment) -> Vec<PathBuf> {
+        env.values_files.iter().map(|f| self.ctx.root.join(f)).collect()
+    }
+
+    fn check_env(&self, job: &Job, env: &Environment, level: &security::Level) -> Vec<StepResult> {
+        let name = env.name.as_str();
+        let release = self.ctx.config.release_name.as_str();
+        let dry_run = self.target.cluster.dry_run_only();
+        // A user's cluster: its `default` namespace, nothing created.
+        let namespace = if dry_run { "default".to_string() } else { security::namespace_for(&job.chart.name, name) };
+        let values = self.values(env);
+        let mut steps = Vec::new();
+
+        // Render, for the duplicates and the pod templates.
+        let started = Instant::now();
+        let rendered = crate::exec::helm::template_with(
+            self.helm,
+            release,
+            &job.staged,
+            &values,
+            &[],
+            self.kube_version,
+            &["--namespace", &namespace],
+        );
+        let objects = match rendered {
+            Ok(done) if done.success => manifest::objects(&done.stdout),
+            Ok(done) => Err(crate::exec::helm::clean(&done.stderr)),
+            Err(err) => Err(format!("{err:#}")),
+        };
+        let objects = match objects {
+            Ok(objects) => objects,
+            Err(message) => {
+                steps.push(step(Step::Render, Some(name), false, started.elapsed(), message));
+                return steps;
+            }
+        };
+        let duplicates = manifest::duplicates(&objects);
+        steps.push(step(Step::Duplicate, Some(name), duplicates.is_empty(), Duration::ZERO, duplicates.join("\n")));
+
+        if let (Some(plane), Some(api)) = (self.target.cluster.writable(), &self.target.api) {
+            let _ = plane;
+            if let Err(message) = prepare_namespace(api, &namespace, &level.level) {
+                steps.push(step(Step::Install, Some(name), false, Duration::ZERO, message));
+                return steps;
+            }
+        }
+
+        let (installed, base_installed) = match self.base {
+            Some(base) if !dry_run => {
+                let (outcome, base_installed) = base.upgrade(self, job, env, &namespace);
+                let ok = outcome.iter().all(|s| s.status != Status::Failed);
+                steps.extend(outcome);
+                (ok, base_installed)
+            }
+            _ => {
+                let started = Instant::now();
+                let result = self.helm_release("install", release, &job.staged, &values, &namespace);
+                let ok = result.is_ok();
+                steps.push(step(Step::Install, Some(name), ok, started.elapsed(), result.err().unwrap_or_default()));
+                (ok, false)
+            }
+        };
+        steps.push(self.pod_security(name, level, &objects, &namespace, installed));
+        // Rolled back after the Pod dry-runs, which need the working tree's
+        // ServiceAccounts in place.
+        if let (Some(base), true) = (self.base, base_installed) {
+            steps.push(base.rollback(self, env, &namespace));
+        }
+        steps
+    }
+
+    /// Pod Security: a Pod from every workload, dry-run, once what the Pods
+    /// need (their ServiceAccounts) was installed; on a user's cluster in
+    /// whatever its `default` namespace enforces.
+    fn pod_security(
+        &self,
+        name: &str,
+        level: &security::Level,
+        objects: &[manifest::Object],
+        namespace: &str,
+        installed: bool,
+    ) -> StepResult {
+        let started = Instant::now();
+        let Some(api) = &self.target.api else {
+            return skipped(name, "the kubeconfig does not authenticate with a bearer token and a CA file");
+        };
+        if !installed {
+            return skipped(name, "not checked: the install failed");
+        }
+        let mut refused = Vec::new();
+        let mut pods = manifest::pods(objects, namespace);
+        if self.target.cluster.dry_run_only() {
+            // The chart's own ServiceAccounts were only dry-run installed, so
+            // they do not exist there: the namespace's `default` one stands
+            // in (Pod Security does not look at the account).
+            for (_, pod) in &mut pods {
+                if let Some(spec) = pod["spec"].as_object_mut() {
+                    spec.remove("serviceAccountName");
+                    spec.remove("serviceAccount");
+                }
+            }
+        }
+        for (workload, pod) in &pods {
+            match api.dry_run_pod(namespace, pod) {
+                Ok(answer) if answer.ok() => {}
+                Ok(answer) => refused.push(format!("{workload}: {}", answer.message())),
+                Err(err) => refused.push(format!("{workload}: {err:#}")),
+            }
+        }
+        let message = if refused.is_empty() {
+            format!("{}: {} pod template(s) admitted", level.describe(), pods.len())
+        } else {
+            format!("{}:\n{}", level.describe(), refused.join("\n"))
+        };
+        step(Step::PodSecurity, Some(name), refused.is_empty(), started.elapsed(), message)
+    }
+
+    /// `helm install|upgrade` of a chart folder into `namespace`: on our
+    /// control plane for real (no hooks: nothing would run their Jobs, and
+    /// no waiting: no Pod ever becomes ready), on a user's cluster with
+    /// `--dry-run=server`. Err is helm's message.
+    fn helm_release(
+        &self,
+        action: &str,
+        release: &str,
+        chart: &Path,
+        values: &[PathBuf],
+        namespace: &str,
+    ) -> Result<(), String> {
+        let mut args: Vec<OsString> = vec![action.into(), release.into(), chart.into()];
+        for file in values {
+            args.extend(["--values".into(), file.into()]);
+        }
+        args.extend(["--namespace".into(), namespace.into(), "--no-hooks".into(), "--timeout".into(), "2m".into()]);
+        if self.target.cluster.dry_run_only() {
+            args.push("--dry-run=server".into());
+        }
+        self.helm_write(args)
+    }
+
+    /// Runs helm against the target; Err is helm's message.
+    fn helm_write(&self, mut args: Vec<OsString>) -> Result<(), String> {
+        args.extend(self.target.cluster.helm_args());
+        match crate::exec::helm::release_action(self.helm, &args) {
+            Ok(done) if done.success => Ok(()),
+            Ok(done) => Err(helm_error(&done.stderr)),
+            Err(err) => Err(format!("{err:#}")),
+        }
+    }
+
+    /// `helm rollback RELEASE 1` in `namespace`.
+    fn helm_rollback(&self, release: &str, namespace: &str) -> Result<(), String> {
+        let mut args: Vec<OsString> =
+            vec!["rollback".into(), release.into(), "1".into(), "--namespace".into(), namespace.into()];
+        args.extend(["--no-hooks".into(), "--timeout".into(), "2m".into()]);
+        self.helm_write(args)
+    }
+}
+
+/// helm's error without what it logged before it: the API server's
+/// warnings (Pod Security `warn` on every Deployment, which the Pod
+/// dry-runs report as verdicts) and helm's own `level=WARN` copy of the
+/// error.
+fn helm_error(stderr: &str) -> String {
+    let cleaned = crate::exec::helm::clean(stderr);
+    match cleaned.find("Error: ") {
+        Some(start) if start == 0 || cleaned[..start].ends_with('\n') => cleaned[start..].to_string(),
+        _ => cleaned,
+    }
+}
+
+/// A fresh namespace enforcing `level`, with its `default` ServiceAccount.
+fn prepare_namespace(api: &api::Api, namespace: &str, level: &str) -> Result<(), String> {
+    let created = api.create_namespace(namespace, level).map_err(|e| format!("{e:#}"))?;
+    if !created.ok() {
+        return Err(format!("cannot create namespace {namespace}: {}", created.message()));
+    }
+    let account = api.create_default_account(namespace).map_err(|e| format!("{e:#}"))?;
+    if !account.ok() {
+        return Err(format!("cannot create the default ServiceAccount of {namespace}: {}", account.message()));
+    }
+    Ok(())
+}
