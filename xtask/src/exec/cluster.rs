@@ -398,28 +398,41 @@ fn wait_ready(parts: &mut Parts, index: usize, endpoint: &Endpoint, timeout: Dur
     }
 }
 
+/// The certificates of a PEM file (anything else in it is left out).
+pub fn certificates(pem: &[u8]) -> Vec<ureq::tls::Certificate<'static>> {
+    ureq::tls::parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert.to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An HTTPS client for an API server: it trusts only `roots` (nothing skips
+/// verification), never uses a proxy (the server is on loopback or named by
+/// the user's kubeconfig: an `HTTPS_PROXY` meant for the internet must not
+/// carry the token), and returns error statuses as answers.
+pub fn https_agent(roots: Vec<ureq::tls::Certificate<'static>>, timeout: Duration) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::from(roots)).build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .proxy(None)
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
 /// One `/readyz` request, trusting only the API server's own certificate
 /// file (it appears once the server has generated it), with short timeouts
 /// and no proxy: loopback traffic must never go to `HTTPS_PROXY`.
 fn ready_check(endpoint: &Endpoint) -> std::result::Result<(), String> {
     let pem = std::fs::read(&endpoint.ca_file).map_err(|_| "no serving certificate yet".to_string())?;
-    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-            _ => None,
-        })
-        .collect();
+    let certs = certificates(&pem);
     if certs.is_empty() {
         return Err("the serving certificate file has no certificate yet".into());
     }
-    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::from(certs)).build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .proxy(None)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(2)))
-        .build()
-        .into();
+    let agent = https_agent(certs, Duration::from_secs(2));
     let mut response = agent
         .get(format!("{}/readyz", endpoint.server))
         .header("Authorization", format!("Bearer {}", endpoint.token))

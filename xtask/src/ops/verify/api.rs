@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 
+use crate::exec::cluster::{certificates, https_agent};
+
 /// A client for one API server.
 pub struct Api {
     agent: ureq::Agent,
@@ -39,22 +41,7 @@ impl Answer {
 impl Api {
     pub fn new(server: &str, ca_file: &Path, token: &str) -> Result<Api> {
         let pem = std::fs::read(ca_file).with_context(|| format!("cannot read {}", ca_file.display()))?;
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                _ => None,
-            })
-            .collect();
-        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::from(certs)).build();
-        let agent = ureq::Agent::config_builder()
-            .tls_config(tls)
-            // The server is on loopback (or named by the user's kubeconfig);
-            // an HTTPS_PROXY meant for the internet must not carry the token.
-            .proxy(None)
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+        let agent = https_agent(certificates(&pem), Duration::from_secs(60));
         Ok(Api { agent, server: server.trim_end_matches('/').to_string(), token: token.to_string() })
     }
 
