@@ -119,6 +119,17 @@ fn default_matrix() -> String {
 }
 
 impl Config {
+    /// The mirrors of `xtask.toml` with `--mirror FROM=TO` flags over them
+    /// (a flag wins for the repository it names).
+    pub fn mirrors_with(&self, flags: &[String]) -> Result<BTreeMap<String, String>> {
+        let mut mirrors = self.mirrors.clone();
+        for flag in flags {
+            let (from, to) = parse_mirror(flag)?;
+            mirrors.insert(from, to);
+        }
+        Ok(mirrors)
+    }
+
     /// Loads `<root>/xtask.toml` if it exists, else the defaults.
     pub fn load(root: &Path) -> Result<Config> {
         let path = root.join(FILE_NAME);

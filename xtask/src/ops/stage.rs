@@ -57,6 +57,19 @@ impl<'a> Stager<'a> {
         self.ctx.work_dir.join("stage").join(&chart.name)
     }
 
+    /// The SHA-256 of every archive in the chart's staged `charts/`, in name
+    /// order: cache keys hold remote dependencies by content, so a re-pushed
+    /// tag with new content is a change. Empty when nothing is staged.
+    pub fn archive_digests(&self, chart: &Chart) -> Result<Vec<String>> {
+        let Ok(entries) = std::fs::read_dir(self.staged_dir(chart).join("charts")) else {
+            return Ok(Vec::new());
+        };
+        let mut archives: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "tgz")).collect();
+        archives.sort();
+        archives.iter().map(|archive| Ok(crate::util::fs::sha256_hex(&std::fs::read(archive)?))).collect()
+    }
+
     /// Applies the longest matching mirror prefix to a repository URL.
     pub fn source_for(&self, repository: &str) -> Source {
         let declared = repository.trim_end_matches('/').to_string();

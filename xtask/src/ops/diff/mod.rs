@@ -61,11 +61,7 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
         return exit::usage(format!("--kube-version {kube_version:?}: expected three numbers, e.g. 1.37.0"));
     }
-    let mut mirrors = ctx.config.mirrors.clone();
-    for flag in &args.mirrors {
-        let (from, to) = crate::core::config::parse_mirror(flag)?;
-        mirrors.insert(from, to);
-    }
+    let mirrors = ctx.config.mirrors_with(&args.mirrors)?;
 
     // 1. The base and the charts.
     let git = Git::open(&ctx.root)?;

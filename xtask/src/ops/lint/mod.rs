@@ -99,11 +99,7 @@ pub fn plan(opts: &Opts, profile: &dyn Profile, ctx: &Context) -> Result<Plan> {
             return exit::usage(format!("--kube-version {version:?}: expected three numbers, e.g. 1.37.0"));
         }
     }
-    let mut mirrors = ctx.config.mirrors.clone();
-    for flag in &opts.mirrors {
-        let (from, to) = crate::core::config::parse_mirror(flag)?;
-        mirrors.insert(from, to);
-    }
+    let mirrors = ctx.config.mirrors_with(&opts.mirrors)?;
 
     let Selected { charts: mut selected, mut broken } = affected::select(&ctx, &repo, &graph, &selection)?;
     profile.deselect(&repo, &mut selected, &mut broken);
@@ -487,18 +483,8 @@ impl Keying<'_> {
                 keys.get(&dep).ok_or_else(|| anyhow::anyhow!("dependency {} has no key", repo.charts[dep].name))?;
             key.add("dependency", dep_key.as_bytes());
         }
-        // Remote archives by content: a re-pushed tag with new content is a change.
-        let staged_charts = stager.staged_dir(chart).join("charts");
-        if let Ok(entries) = std::fs::read_dir(&staged_charts) {
-            let mut archives: Vec<_> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "tgz"))
-                .collect();
-            archives.sort();
-            for archive in archives {
-                key.add("archive", crate::util::fs::sha256_hex(&std::fs::read(&archive)?).as_bytes());
-            }
+        for digest in stager.archive_digests(chart)? {
+            key.add("archive", digest.as_bytes());
         }
         let mut env_names: Vec<&String> = envs.iter().collect();
         env_names.sort();

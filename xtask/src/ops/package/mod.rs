@@ -23,7 +23,7 @@ pub mod publish;
 pub mod tag;
 pub mod version;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -125,7 +125,7 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
     let repo = Repo::discover(&ctx.root, &ctx.config)?;
     let graph = ChartGraph::build(&repo);
     let publish_url = args.publish.as_deref().map(publish::check_url).transpose()?;
-    let mirrors = mirrors(ctx, &args.mirrors)?;
+    let mirrors = ctx.config.mirrors_with(&args.mirrors)?;
 
     let git = Git::open(&ctx.root)?;
     let affected = affected::compute_in(&git, &repo, &graph, args.selection.base.as_deref())?;
@@ -265,16 +265,6 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
         report.tags = Some(tags);
     }
     emit(ctx, &report)
-}
-
-/// Mirrors from xtask.toml, then `--mirror` flags (which win).
-fn mirrors(ctx: &Context, flags: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut mirrors = ctx.config.mirrors.clone();
-    for flag in flags {
-        let (from, to) = crate::core::config::parse_mirror(flag)?;
-        mirrors.insert(from, to);
-    }
-    Ok(mirrors)
 }
 
 /// The selected charts and how they were chosen.

@@ -82,11 +82,7 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
     let repo = Repo::discover(&ctx.root, &ctx.config)?;
     let graph = ChartGraph::build(&repo);
     let Selected { charts: selected, broken } = affected::select(ctx, &repo, &graph, &opts.selection)?;
-    let mut mirrors = ctx.config.mirrors.clone();
-    for flag in &opts.mirrors {
-        let (from, to) = crate::core::config::parse_mirror(flag)?;
-        mirrors.insert(from, to);
-    }
+    let mirrors = ctx.config.mirrors_with(&opts.mirrors)?;
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let cluster_version = crate::exec::tools::cluster_version()?;
     let tools = crate::exec::tools::ensure(ctx, &[])?;
@@ -304,13 +300,8 @@ fn key(
         key.add("chart-files", dep.name.as_bytes());
         key.add("files", cache::hash_chart_files(&dep.dir, &|rel, is_dir| ignore.is_ignored(rel, is_dir))?.as_bytes());
     }
-    if let Ok(entries) = std::fs::read_dir(stager.staged_dir(chart).join("charts")) {
-        let mut archives: Vec<PathBuf> =
-            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "tgz")).collect();
-        archives.sort();
-        for archive in archives {
-            key.add("archive", crate::util::fs::sha256_hex(&std::fs::read(&archive)?).as_bytes());
-        }
+    for digest in stager.archive_digests(chart)? {
+        key.add("archive", digest.as_bytes());
     }
     for env in envs {
         key.add("env", env.name.as_bytes());
