@@ -61,3 +61,26 @@ pub struct EnvFlags {
     #[arg(long = "env", value_name = "ENV")]
     pub envs: Vec<String>,
 }
+
+/// `--remote-cache`, `--remote-cache-write`, `--remote-cache-trust`: the
+/// shared verdict cache on an OCI registry (see `ops::remote_cache`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteCacheFlags {
+    /// Look verdicts up in this OCI repository, oci://HOST/PATH [default: [cache] remote of xtask.toml].
+    #[arg(long = "remote-cache", value_name = "oci://HOST/PATH")]
+    pub url: Option<String>,
+    /// Also push passing verdicts, signed with the private key file named by XTASK_REMOTE_CACHE_KEY
+    /// (CI on the main branch only).
+    #[arg(long = "remote-cache-write")]
+    pub write: bool,
+    /// Trust entries signed by this public key, ed25519:<base64> (repeatable), besides
+    /// [cache] trusted-keys.
+    #[arg(long = "remote-cache-trust", value_name = "KEY")]
+    pub trust: Vec<String>,
+}
+
+impl From<RemoteCacheFlags> for crate::ops::remote_cache::Opts {
+    fn from(flags: RemoteCacheFlags) -> Self {
+        crate::ops::remote_cache::Opts { url: flags.url, write: flags.write, trust: flags.trust }
+    }
+}

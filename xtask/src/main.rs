@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, bump, ci_matrix, cluster, diff, explain, gitops, graph, lint, mirror, new_service, package, schema, tools,
-    verify,
+    bench, bump, cache, ci_matrix, cluster, diff, explain, gitops, graph, lint, mirror, new_service, package, schema,
+    tools, verify,
 };
 use crate::core::context::{Context, Format};
 use crate::exec::process;
@@ -76,6 +76,8 @@ enum Command {
     Diff(diff::Args),
     /// Install the charts into a throwaway API server: admission, Pod Security, duplicates, upgrades.
     Verify(verify::Args),
+    /// Keys of the remote verdict cache (keygen).
+    Cache(cache::Args),
 }
 
 fn main() -> ExitCode {
@@ -132,5 +134,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(args) => diff::run(args, &ctx),
         Command::Schema(args) => schema::run(args, &ctx),
         Command::Verify(args) => verify::run(args, &ctx),
+        Command::Cache(args) => cache::run(args, &ctx),
     }
 }

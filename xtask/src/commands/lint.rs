@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::cli::{EnvFlags, MirrorFlags, SelectionFlags};
+use crate::cli::{EnvFlags, MirrorFlags, RemoteCacheFlags, SelectionFlags};
 use crate::core::context::Context;
 use crate::ops::ct::Ct;
 use crate::ops::lint::profile::{Plain, Profile};
@@ -23,6 +23,8 @@ pub struct Args {
     pub kube_versions: Vec<String>,
     #[command(flatten)]
     pub mirrors: MirrorFlags,
+    #[command(flatten)]
+    pub remote: RemoteCacheFlags,
     /// Stop starting new checks after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
@@ -53,6 +55,7 @@ impl Args {
             fail_fast: args.fail_fast,
             no_cache: args.no_cache,
             no_batch: args.no_batch,
+            remote: args.remote.into(),
         })
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bump;
+pub mod cache;
 pub mod ci_matrix;
 pub mod cluster;
 pub mod diff;

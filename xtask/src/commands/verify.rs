@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{EnvFlags, MirrorFlags, SelectionFlags};
+use crate::cli::{EnvFlags, MirrorFlags, RemoteCacheFlags, SelectionFlags};
 use crate::core::context::Context;
 use crate::ops::lint::report;
 use crate::ops::verify::{self, Opts};
@@ -19,6 +19,8 @@ pub struct Args {
     pub envs: EnvFlags,
     #[command(flatten)]
     pub mirrors: MirrorFlags,
+    #[command(flatten)]
+    pub remote: RemoteCacheFlags,
     /// Install each chart as it was at REF first (the merge base with HEAD), then upgrade to
     /// the working tree and roll back.
     #[arg(long, value_name = "REF")]
@@ -44,6 +46,7 @@ impl Args {
             upgrade_from: self.upgrade_from,
             kubeconfig: self.kubeconfig,
             no_cache: self.no_cache,
+            remote: self.remote.into(),
         })
     }
 }

@@ -41,6 +41,33 @@ pub struct Config {
     /// How charts are packaged.
     #[serde(default)]
     pub package: PackageConfig,
+    /// The shared verdict cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// `[cache]` in xtask.toml: the remote verdict cache every clone shares.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `oci://HOST/PATH`: the repository of an OCI registry that holds
+    /// signed verdicts (read-only unless `--remote-cache-write`).
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// The writers whose signatures readers accept: `ed25519:<base64>`.
+    /// Committed, so every clone trusts the same writers.
+    #[serde(default, deserialize_with = "public_keys")]
+    pub trusted_keys: Vec<String>,
+}
+
+/// Public keys are checked where they are read, so a typo fails with the
+/// file's line and column rather than silently trusting nobody.
+fn public_keys<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let keys = Vec::<String>::deserialize(de)?;
+    for key in &keys {
+        crate::util::signing::PublicKey::parse(key).map_err(serde::de::Error::custom)?;
+    }
+    Ok(keys)
 }
 
 /// `[package]` in xtask.toml.
@@ -93,6 +120,7 @@ impl Default for Config {
             service_matrix: default_matrix(),
             in_repo_dependencies: true,
             package: PackageConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -184,5 +212,10 @@ mod tests {
             );
         }
         assert!(parse("[package]\nallow-symlinks = true\n").is_empty());
+        let key = crate::util::signing::PrivateKey::generate().unwrap().public();
+        assert_eq!(parse(&format!("[cache]\nremote = \"oci://ghcr.io/acme/cache\"\ntrusted-keys = [\"{key}\"]\n")), "");
+        let err = parse("[cache]\ntrusted-keys = [\"ed25519:nope\"]\n");
+        assert!(err.contains("line 2") && err.contains("ed25519:nope"), "{err}");
+        assert!(parse("[cache]\nremote-write = true\n").contains("unknown field"));
     }
 }

@@ -176,6 +176,10 @@ pub struct ChartResult {
     #[serde(rename = "type", serialize_with = "kind_name")]
     pub kind: Option<ChartKind>,
     pub status: Status,
+    /// Where a `cached` verdict came from: `local` (the work folder's
+    /// cache) or `remote` (the shared OCI cache); absent for other statuses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSource>,
     /// The content-addressed cache key (absent for charts that could not be keyed).
     pub cache_key: Option<String>,
     /// Which batch (tool invocation group) checked it; charts of one batch
@@ -191,6 +195,14 @@ impl ChartResult {
     pub fn failed(&self) -> bool {
         self.status == Status::Failed
     }
+}
+
+/// Which cache answered a chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheSource {
+    Local,
+    Remote,
 }
 
 /// A repository-level check that belongs to no single chart (the service matrix).

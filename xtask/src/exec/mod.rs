@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod git;
 pub mod helm;
 pub mod kubeconform;
+pub mod oci;
 pub mod process;
 pub mod registry;
 pub mod tools;

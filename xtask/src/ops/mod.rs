@@ -17,6 +17,7 @@ pub mod lint;
 pub mod mirror;
 pub mod new_service;
 pub mod package;
+pub mod remote_cache;
 pub mod schema;
 pub mod seeds;
 pub mod stage;

@@ -9,7 +9,9 @@
 //! 3. `cargo xtask lint --no-cache` (cold: fresh work folder), three times,
 //!    the median counting;
 //! 4. the same again with nothing changed (warm: every chart from the cache);
-//! 5. again after one leaf service chart changed: only it and the umbrella
+//! 5. a fresh copy and work folder against a warm remote cache (a registry
+//!    on loopback that a writer filled): every chart a remote hit;
+//! 6. again after one leaf service chart changed: only it and the umbrella
 //!    may be checked, which the benchmark asserts from the JSON statuses.
 //!
 //! Every scenario is a child process measured by [`measure`]: wall time,
@@ -76,6 +78,8 @@ const TARGET_SPEEDUP: f64 = 10.0;
 const TARGET_WARM: Duration = Duration::from_millis(500);
 const TARGET_LEAF: Duration = Duration::from_secs(2);
 const TARGET_FLOOR_RATIO: f64 = 1.5;
+/// Issue 13: a fresh clone and work folder against a warm remote cache.
+const TARGET_REMOTE: Duration = Duration::from_secs(2);
 
 /// One measured scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -186,7 +190,7 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     let mut results = Vec::new();
     for &n in &sizes {
         let dir = base.join(format!("n{n}"));
-        results.push(bench_size(&exe, &project, &dir, n, !args.no_baseline)?);
+        results.push(bench_size(ctx, &exe, &project, &dir, n, !args.no_baseline)?);
     }
     machine.load_after = measure::load_average();
     let command = command_line(&args);
@@ -241,7 +245,14 @@ fn run_reference(reference: Reference, ctx: &Context, kube_versions: &[String]) 
 }
 
 /// Generates the repository of `n` services under `dir` and measures every scenario.
-fn bench_size(exe: &Path, project: &Path, dir: &Path, n: usize, with_baseline: bool) -> Result<SizeResult> {
+fn bench_size(
+    ctx: &Context,
+    exe: &Path,
+    project: &Path,
+    dir: &Path,
+    n: usize,
+    with_baseline: bool,
+) -> Result<SizeResult> {
     let synthetic = synth::generate_from(project, &dir.join("repo"), n)?;
     let charts = synthetic.chart_count();
     eprintln!("bench: N={n}: {charts} charts in {}", synthetic.root.display());
@@ -287,6 +298,11 @@ fn bench_size(exe: &Path, project: &Path, dir: &Path, n: usize, with_baseline: b
     let checked = report.expect_statuses(Expect::Checked(&BTreeSet::new()), "warm re-run", &warm)?;
     rows.push(row("xtask lint, warm, no change", &warm, report.processes, checked));
 
+    let (remote, report) = remote_hit(ctx, exe, &synthetic.root, &work, dir)?;
+    progress(n, "remote hit", &remote);
+    let checked = report.expect_statuses(Expect::Checked(&BTreeSet::new()), "remote hit", &remote)?;
+    rows.push(row("xtask lint, remote hit", &remote, report.processes, checked));
+
     let leaf = synthetic.services.last().cloned().context("no service charts")?;
     touch_leaf(&synthetic, &leaf)?;
     let (changed, report) = lint(exe, &synthetic.root, &work, false)?;
@@ -308,6 +324,10 @@ fn bench_size(exe: &Path, project: &Path, dir: &Path, n: usize, with_baseline: b
         Target {
             name: format!("one-leaf change under {:.0} s", TARGET_LEAF.as_secs_f64()),
             met: changed.wall < TARGET_LEAF,
+        },
+        Target {
+            name: format!("remote hit under {:.0} s", TARGET_REMOTE.as_secs_f64()),
+            met: remote.wall < TARGET_REMOTE,
         },
         Target {
             name: format!("cold within {TARGET_FLOOR_RATIO}x of the floor"),
@@ -443,15 +463,50 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The remote hit: a registry on loopback, filled by a writer from the warm
+/// work folder `work` (not timed), then a fresh copy of the repository with
+/// a fresh work folder reading every verdict from it (timed).
+fn remote_hit(ctx: &Context, exe: &Path, root: &Path, work: &Path, dir: &Path) -> Result<(Measured, LintReport)> {
+    let registry = crate::exec::registry::Registry::start(ctx)?;
+    let url = format!("oci://{}/bench/verdicts", registry.host());
+    let key_file = dir.join("remote-cache.key");
+    let _ = std::fs::remove_file(&key_file);
+    let public = crate::ops::remote_cache::keygen(&key_file)?;
+    let (written, _) = lint_with(
+        exe,
+        root,
+        work,
+        &["--remote-cache", &url, "--remote-cache-write"],
+        Some((crate::ops::remote_cache::KEY_VARIABLE, &key_file)),
+    )?;
+    if written.code != Some(0) {
+        anyhow::bail!("the remote cache writer failed (exit {:?}):\n{}", written.code, tail(&written.stderr, 40));
+    }
+    let clone = dir.join("clone");
+    synth::copy_tree(root, &clone)?;
+    lint_with(exe, &clone, &dir.join("work-clone"), &["--remote-cache", &url, "--remote-cache-trust", &public], None)
+}
+
 /// Runs `xtask --root <root> --format json lint [--no-cache]` with `work` as
 /// its work folder.
 fn lint(exe: &Path, root: &Path, work: &Path, no_cache: bool) -> Result<(Measured, LintReport)> {
+    lint_with(exe, root, work, if no_cache { &["--no-cache"] } else { &[] }, None)
+}
+
+/// `lint` with these flags and, for a writer, its key in the environment.
+fn lint_with(
+    exe: &Path,
+    root: &Path,
+    work: &Path,
+    flags: &[&str],
+    env: Option<(&str, &Path)>,
+) -> Result<(Measured, LintReport)> {
     let mut command = Command::new(exe);
-    command.arg("--root").arg(root).args(["--format", "json", "lint"]);
-    if no_cache {
-        command.arg("--no-cache");
-    }
+    command.arg("--root").arg(root).args(["--format", "json", "lint"]).args(flags);
     command.env("XTASK_WORK_DIR", work);
+    if let Some((name, value)) = env {
+        command.env(name, value);
+    }
     let measured = measure::run(command)?;
     let json: serde_json::Value = serde_json::from_str(&measured.stdout).with_context(|| {
         format!("`xtask lint` printed no JSON report (exit {:?}):\n{}", measured.code, tail(&measured.stderr, 40))

@@ -33,6 +33,7 @@ use crate::core::outcome::Step;
 use crate::core::selection::Selection;
 use crate::ops::affected::{self, Selected};
 use crate::ops::cache::{self, Cache, KeyBuilder};
+use crate::ops::remote_cache::{self, to_publish, Answers, RemoteCache};
 use crate::ops::stage::Stager;
 use crate::util::exit;
 use profile::{ExtraChecks, Profile, RunInputs};
@@ -57,6 +58,8 @@ pub struct Opts {
     pub no_cache: bool,
     /// Check every chart on its own (the reference the batched run is tested against).
     pub no_batch: bool,
+    /// The shared verdict cache on an OCI registry.
+    pub remote: remote_cache::Opts,
 }
 
 impl Opts {
@@ -116,6 +119,7 @@ pub fn run(opts: &Opts, profile: &dyn Profile, plan: Plan) -> Result<Report> {
     let epoch = Instant::now();
     let Plan { ctx, repo, graph, selection, order, broken, kube_versions, mirrors } = plan;
     let ctx = &ctx;
+    let remote = RemoteCache::open(ctx, &opts.remote, "lint")?;
     let mut repository_checks = crate::ops::consistency::check_repository(ctx, &repo);
     repository_checks.extend(crate::ops::schema::check(ctx, &repo));
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
@@ -145,7 +149,13 @@ pub fn run(opts: &Opts, profile: &dyn Profile, plan: Plan) -> Result<Report> {
 
     let cache = Cache::new(ctx.work_dir.join("cache"));
     let progress = Progress::new(order.len() + broken.len());
-    let (results, to_check) = answered(&repo, &order, &stage_steps, &keys, &cache, !opts.no_cache, &progress, epoch);
+    let wanted: BTreeMap<usize, (String, String)> = order
+        .iter()
+        .filter(|i| stage_steps.get(i).is_some_and(|s| s.status == Status::Ok))
+        .filter_map(|&i| keys.get(&i).map(|key| (i, (key.clone(), repo.charts[i].name.clone()))))
+        .collect();
+    let answers = remote_cache::answers(&cache, remote.as_ref(), &wanted, !opts.no_cache);
+    let (results, to_check) = answered(&repo, &order, &stage_steps, &keys, &answers, &progress, epoch);
 
     let libraries = to_check.iter().map(|&i| (i, batch::libraries_of(&repo, &graph, i))).collect();
     let validations = validate::Validations::new(&ctx.work_dir)?;
@@ -170,6 +180,9 @@ pub fn run(opts: &Opts, profile: &dyn Profile, plan: Plan) -> Result<Report> {
     let (results, never_ran) =
         check_all(opts, &graph, &repo, &checker, &cache, &progress, results, &to_check, extra_steps, epoch);
     progress.clear();
+    if let Some(remote) = remote.as_ref().filter(|r| r.writes()) {
+        remote.publish(to_publish(&results, &answers, &cache));
+    }
 
     let mut charts = finish(results, never_ran, broken);
     // Tools saw the staged copies; people should see their own folders.
@@ -193,6 +206,7 @@ pub fn run(opts: &Opts, profile: &dyn Profile, plan: Plan) -> Result<Report> {
         processes: crate::exec::process::started(),
         duration_ms: epoch.elapsed().as_millis() as u64,
         ok,
+        remote_cache: remote.map(|r| r.summary()),
     })
 }
 
@@ -287,15 +301,14 @@ fn with_extra_keys(
 }
 
 /// A result for every chart of `order`: failed when it could not be staged,
-/// cached when the cache holds its key; the others are left to check.
-#[allow(clippy::too_many_arguments)]
+/// cached when a cache (local, then remote) holds its key; the others are
+/// left to check.
 fn answered(
     repo: &Repo,
     order: &[usize],
     stage_steps: &BTreeMap<usize, StepResult>,
     keys: &BTreeMap<usize, String>,
-    cache: &Cache,
-    read_cache: bool,
+    answers: &Answers,
     progress: &Progress,
     epoch: Instant,
 ) -> (BTreeMap<usize, ChartResult>, BTreeSet<usize>) {
@@ -310,6 +323,7 @@ fn answered(
             path: chart.rel.clone(),
             kind: Some(chart.kind),
             status: Status::Ok,
+            cache: None,
             cache_key: keys.get(&index).cloned(),
             batch: None,
             started_ms: now,
@@ -319,11 +333,10 @@ fn answered(
         if stage.is_some_and(|s| s.status == Status::Failed) {
             result.status = Status::Failed;
             progress.finished(&result);
-        } else if let Some(stored) =
-            keys.get(&index).filter(|_| read_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name))
-        {
+        } else if let Some((stored, source)) = answers.stored.get(&index) {
             result.status = Status::Cached;
-            result.steps = stored.into_iter().map(StepResult::cached).collect();
+            result.cache = Some(*source);
+            result.steps = stored.iter().cloned().map(StepResult::cached).collect();
             progress.finished(&result);
         } else {
             to_check.insert(index);
@@ -424,6 +437,7 @@ fn finish(
             path: broken.rel.clone(),
             kind: None,
             status: Status::Failed,
+            cache: None,
             cache_key: None,
             batch: None,
             started_ms: 0,

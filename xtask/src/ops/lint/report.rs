@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::core::outcome::{ChartResult, RepoCheck, Status, Step, StepResult};
+pub use crate::core::outcome::{CacheSource, ChartResult, RepoCheck, Status, Step, StepResult};
 
 /// The whole run, as printed with `--format json`.
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +18,9 @@ pub struct Report {
     pub processes: usize,
     pub duration_ms: u64,
     pub ok: bool,
+    /// The shared verdict cache, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache: Option<crate::ops::remote_cache::Summary>,
 }
 
 /// Live output while the run goes: an indicatif bar on an interactive
@@ -61,9 +64,14 @@ impl Progress {
         *done += 1;
         let width = self.total.to_string().len();
         let mut lines = Vec::new();
+        let remote = chart.cache == Some(CacheSource::Remote);
         for step in &chart.steps {
             let env = step.env.as_deref().map(|e| format!(" [{e}]")).unwrap_or_default();
             let kube = step.kube_version.as_deref().map(|k| format!(" k8s {k}")).unwrap_or_default();
+            let status = match step.status {
+                Status::Cached if remote => "cached (remote)",
+                status => status.as_str(),
+            };
             lines.push(format!(
                 "[{:>width$}/{}] {} {}{}{} {} {:.1}s",
                 *done,
@@ -72,7 +80,7 @@ impl Progress {
                 chart.name,
                 env,
                 kube,
-                step.status.as_str(),
+                status,
                 step.duration_ms as f64 / 1000.0
             ));
         }
@@ -155,11 +163,26 @@ pub fn print_summary(report: &Report, color: bool) {
         eprintln!("{:<14} {:>6} {:>7} {:>7} {:>12.2}", step, runs, failed, cached, slowest as f64 / 1000.0);
     }
     let counts = |s: Status| report.charts.iter().filter(|c| c.status == s).count();
+    if let Some(remote) = &report.remote_cache {
+        eprintln!(
+            "remote cache {}: {} hit(s), {} ignored, {} missed, {} written; lookups {:.2}s",
+            remote.url,
+            remote.hits,
+            remote.ignored,
+            remote.missed,
+            remote.written,
+            remote.lookup_ms as f64 / 1000.0
+        );
+    }
+    let remote_hits = report.charts.iter().filter(|c| c.cache == Some(CacheSource::Remote)).count();
+    let cached = match &report.remote_cache {
+        Some(_) => format!("{} cached ({remote_hits} from the remote cache)", counts(Status::Cached)),
+        None => format!("{} cached", counts(Status::Cached)),
+    };
     let line = format!(
-        "{} charts: {} ok, {} cached, {} failed, {} skipped; {} tool processes; {:.2}s",
+        "{} charts: {} ok, {cached}, {} failed, {} skipped; {} tool processes; {:.2}s",
         report.charts.len(),
         counts(Status::Ok),
-        counts(Status::Cached),
         counts(Status::Failed),
         counts(Status::Skipped),
         report.processes,

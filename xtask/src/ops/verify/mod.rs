@@ -39,6 +39,7 @@ use crate::exec::tools::Tool;
 use crate::ops::affected::{self, Selected};
 use crate::ops::cache::{self, Cache, KeyBuilder};
 use crate::ops::lint::report::{Progress, Report};
+use crate::ops::remote_cache::{self, to_publish, RemoteCache};
 use crate::ops::stage::Stager;
 
 /// Bumped when what a verdict means changes, so old verdicts are not reused.
@@ -59,6 +60,8 @@ pub struct Opts {
     pub kubeconfig: Option<PathBuf>,
     /// Ignore stored verdicts (verdicts are still stored).
     pub no_cache: bool,
+    /// The shared verdict cache on an OCI registry.
+    pub remote: remote_cache::Opts,
 }
 
 /// One chart to check, with everything the parallel part needs.
@@ -101,9 +104,10 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
     let stage_failures = stage(&repo, &graph, &stager, &needed);
 
     let cache = Cache::new(ctx.work_dir.join("cache").join("verify"));
+    let remote = RemoteCache::open(ctx, &opts.remote, "verify")?;
     let progress = Progress::new(order.len() + broken.len());
     let mut results: BTreeMap<usize, ChartResult> = BTreeMap::new();
-    let mut jobs: Vec<(Job, Option<String>)> = Vec::new();
+    let mut candidates: Vec<(Job, Option<String>)> = Vec::new();
     for &index in &order {
         let chart = &repo.charts[index];
         let mut result = empty_result(chart);
@@ -119,15 +123,25 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
         let key =
             key(ctx, &repo, &graph, &stager, index, &envs, &level, &tools.helm, &cluster_version, opts, &base).ok();
         result.cache_key = key.clone();
-        let stored = key.as_ref().filter(|_| !opts.no_cache).and_then(|k| cache.get::<Vec<StepResult>>(k, &chart.name));
-        if let Some(stored) = stored {
-            result.status = Status::Cached;
-            result.steps = stored.into_iter().map(StepResult::cached).collect();
-            progress.finished(&result);
-        } else {
-            jobs.push((Job { index, chart, staged: stager.staged_dir(chart), envs, level }, key));
-        }
+        candidates.push((Job { index, chart, staged: stager.staged_dir(chart), envs, level }, key));
         results.insert(index, result);
+    }
+    let wanted: BTreeMap<usize, (String, String)> = candidates
+        .iter()
+        .filter_map(|(job, key)| key.clone().map(|key| (job.index, (key, job.chart.name.clone()))))
+        .collect();
+    let answers = remote_cache::answers(&cache, remote.as_ref(), &wanted, !opts.no_cache);
+    let mut jobs: Vec<(Job, Option<String>)> = Vec::new();
+    for (job, key) in candidates {
+        match (answers.stored.get(&job.index), results.get_mut(&job.index)) {
+            (Some((stored, source)), Some(result)) => {
+                result.status = Status::Cached;
+                result.cache = Some(*source);
+                result.steps = stored.iter().cloned().map(StepResult::cached).collect();
+                progress.finished(result);
+            }
+            _ => jobs.push((job, key)),
+        }
     }
 
     // The control plane only when something is left to check, and on this
@@ -179,6 +193,9 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
         drop(target);
     }
     progress.clear();
+    if let Some(remote) = remote.as_ref().filter(|r| r.writes()) {
+        remote.publish(to_publish(&results, &answers, &cache));
+    }
 
     let mut charts: Vec<ChartResult> = results.into_values().collect();
     for broken in broken {
@@ -187,6 +204,7 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
             path: broken.rel.clone(),
             kind: None,
             status: Status::Failed,
+            cache: None,
             cache_key: None,
             batch: None,
             started_ms: 0,
@@ -212,6 +230,7 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
         processes: crate::exec::process::started(),
         duration_ms: epoch.elapsed().as_millis() as u64,
         ok,
+        remote_cache: remote.map(|r| r.summary()),
     })
 }
 
@@ -221,6 +240,7 @@ fn empty_result(chart: &Chart) -> ChartResult {
         path: chart.rel.clone(),
         kind: Some(chart.kind),
         status: Status::Ok,
+        cache: None,
         cache_key: None,
         batch: None,
         started_ms: 0,
