@@ -142,6 +142,11 @@ pub fn cluster_version() -> Result<String> {
     Ok(pins::load()?.kube_apiserver.version)
 }
 
+/// The pinned CRD files, checked against their digests (fetched once).
+pub fn ensure_crds(ctx: &Context) -> Result<crds::Crds> {
+    crds::ensure(ctx, &pins::load()?.crds).map_err(environment_marked)
+}
+
 /// Finds or builds kube-apiserver and etcd at their pinned versions.
 pub fn ensure_cluster(ctx: &Context) -> Result<cluster::ClusterTools> {
     cluster::ensure(ctx).map_err(environment_marked)
