@@ -450,3 +450,60 @@ fn interrupt_stops_every_child_and_leaves_nothing_half_written() {
         }
     }
 }
+
+/// Objects of the kinds the pinned upstream CRDs define (Argo CD,
+/// Prometheus operator, External Secrets), as a chart would render them.
+const CUSTOM_RESOURCES: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: gamma
+spec:
+  project: default
+  source: {repoURL: "https://example.invalid/shop.git", path: charts/gamma, targetRevision: main}
+  destination: {server: "https://kubernetes.default.svc", namespace: shop}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: gamma
+spec:
+  selector:
+    matchLabels: {app: gamma}
+  endpoints:
+    - port: http
+      interval: 30s
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: gamma
+spec:
+  refreshInterval: 1h
+  secretStoreRef: {name: vault, kind: ClusterSecretStore}
+  target: {name: gamma}
+  data:
+    - secretKey: password
+      remoteRef: {key: shop/gamma, property: password}
+"#;
+
+#[test]
+fn custom_resources_are_validated_against_the_upstream_crds() {
+    let fixture = Fixture::new();
+    fixture.write("charts/gamma/templates/custom.yaml", CUSTOM_RESOURCES);
+    let (output, report) = fixture.lint(&["--chart", "gamma"]);
+    assert_eq!(report.status("gamma"), "ok", "{}", describe(&output));
+
+    // A field Argo CD's CRD does not have (its schema is strict where the
+    // CRD does not preserve unknown fields).
+    fixture.write(
+        "charts/gamma/templates/custom.yaml",
+        &CUSTOM_RESOURCES.replace("{prune: true, selfHeal: true}", "{prune: true, selfHeal: true, prunee: true}"),
+    );
+    let (output, report) = fixture.lint(&["--chart", "gamma"]);
+    assert_eq!(report.status("gamma"), "failed", "{}", describe(&output));
+    let message = report.failures("gamma");
+    assert!(message.contains("[validate]") && message.contains("Application gamma"), "{message}");
+    assert!(message.contains("prunee"), "{message}");
+}

@@ -56,13 +56,15 @@ fn tools_prints_one_line_per_tool_and_the_tools_run() {
     let output = run_ok(xtask().args(["tools", "--kube-version", "1.36.0", "--kube-version", "1.37.0"]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
-    // The repository has CRD schemas (schemas/crds/), which add their own line.
-    assert_eq!(lines.len(), 5, "{stdout}");
+    // helm, kubeconform, two schema lines, the generated CRD schemas, and
+    // one line per pinned CRD module.
+    let crds = crd_pins();
+    assert_eq!(lines.len(), 5 + crds.len(), "{stdout}");
     assert_eq!(lines[4][..2], ["kubeconform-crds", "any"]);
-    assert!(
-        lines[4][2].ends_with("schemas/crds/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"),
-        "{stdout}"
-    );
+    assert!(lines[4][2].ends_with("/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"), "{stdout}");
+    for (line, (name, pin)) in lines[5..].iter().zip(&crds) {
+        assert_eq!(line[..2], [format!("crds-{name}").as_str(), pin["version"].as_str().expect("version")]);
+    }
     assert_eq!(lines[0][..2], ["helm", pinned("helm").as_str()]);
     assert_eq!(lines[1][..2], ["kubeconform", pinned("kubeconform").as_str()]);
     assert_eq!(lines[2][..2], ["kubeconform-schemas", "1.36.0"]);
@@ -219,42 +221,106 @@ fn the_schemas_validate_offline() {
     }
 }
 
-#[test]
-fn crd_schemas_in_the_repository_get_a_second_location() {
-    let tools = toolset();
-    let root = tempfile::tempdir().expect("temp dir");
-    let crd_dir = root.path().join("schemas/crds/argoproj.io");
-    std::fs::create_dir_all(&crd_dir).expect("create crd folder");
-    std::fs::write(
-        crd_dir.join("application_v1alpha1.json"),
-        r#"{"type": "object", "additionalProperties": false, "required": ["spec"],
-            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-              "metadata": {"type": "object"},
-              "spec": {"type": "object", "additionalProperties": false, "required": ["project"],
-                "properties": {"project": {"type": "string"}}}}}"#,
-    )
-    .expect("write crd schema");
+/// The `[crds.NAME]` tables of pins.toml.
+fn crd_pins() -> BTreeMap<String, toml::Value> {
+    let pins: toml::Table = include_str!("../src/exec/tools/pins.toml").parse().expect("pins.toml");
+    pins["crds"].as_table().expect("[crds]").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
 
-    let output = run_ok(xtask().arg("--root").arg(root.path()).args(["tools", "schemas"]));
+/// `tools crds` with this cache folder: its exit and `crds-NAME` lines.
+fn tools_crds(cache: &Path) -> (std::process::Output, BTreeMap<String, PathBuf>) {
+    let output = xtask().args(["tools", "crds"]).env("XTASK_CACHE_DIR", cache).output().expect("xtask runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let folders = stdout
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            Some((fields[0].strip_prefix("crds-")?.to_string(), PathBuf::from(fields.get(2)?)))
+        })
+        .collect();
+    (output, folders)
+}
+
+#[test]
+fn pinned_crds_are_kept_with_their_digests_and_a_changed_one_is_refused() {
+    toolset();
+    // The shared cache: fetched through the Go module proxy once per machine.
+    let cache = support::cache_dir();
+    let (output, folders) = tools_crds(&cache);
+    assert!(output.status.success(), "{}", describe(&output));
+    let pins = crd_pins();
+    assert_eq!(folders.keys().collect::<Vec<_>>(), pins.keys().collect::<Vec<_>>(), "{}", describe(&output));
+    for (name, pin) in &pins {
+        let folder = &folders[name];
+        let files = pin["files"].as_table().expect("files");
+        for (path, digest) in files {
+            let kept = folder.join(path.rsplit('/').next().expect("file name"));
+            let bytes = std::fs::read(&kept).unwrap_or_else(|err| panic!("{}: {err}", kept.display()));
+            assert_eq!(sha256(&bytes), digest.as_str().expect("digest"), "{}", kept.display());
+            assert!(String::from_utf8_lossy(&bytes).contains("kind: CustomResourceDefinition"), "{}", kept.display());
+        }
+        // Only the pinned files (and the marker) are kept.
+        let mut kept: Vec<String> = std::fs::read_dir(folder)
+            .expect("read folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        kept.retain(|n| !n.starts_with('.'));
+        assert_eq!(kept.len(), files.len(), "{kept:?}");
+    }
+
+    // A copy of the cache with one CRD file changed: refused, named, and
+    // nothing is generated from it.
+    let copy = tempfile::tempdir().expect("temp dir");
+    let copied = copy.path().join("crds");
+    std::fs::create_dir_all(&copied).expect("mkdir");
+    for folder in folders.values() {
+        let dest = copied.join(folder.file_name().expect("name"));
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        for entry in std::fs::read_dir(folder).expect("read") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy");
+        }
+    }
+    let argo = copied.join(folders["argo-cd"].file_name().expect("name")).join("application-crd.yaml");
+    let text = std::fs::read_to_string(&argo).expect("read");
+    std::fs::write(&argo, text.replacen("kind: Application", "kind: Applicatio", 1)).expect("tamper");
+    let (output, _) = tools_crds(copy.path());
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&argo.display().to_string()) && stderr.contains("is pinned to"), "{stderr}");
+    assert!(stderr.contains("delete") && stderr.contains("cargo xtask tools crds"), "{stderr}");
+    let generated = std::fs::read_dir(&copied)
+        .expect("read")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("schemas-"));
+    assert!(!generated, "schemas were generated from a changed file");
+}
+
+#[test]
+fn generated_crd_schemas_are_strict_and_keep_what_the_crd_preserves() {
+    let tools = toolset();
+    let output = run_ok(xtask().args(["tools", "schemas"]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let crds = stdout
         .lines()
         .find_map(|line| line.strip_prefix("kubeconform-crds\tany\t"))
         .unwrap_or_else(|| panic!("no kubeconform-crds line:\n{stdout}"));
-    assert_eq!(
-        crds,
-        format!(
-            "{}/schemas/crds/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
-            root.path().canonicalize().expect("canonical root").display()
-        )
-    );
-
-    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: shop}\nspec: {project: default}\n";
     let locations = [tools.schema_location.as_str(), crds];
+    let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: shop}\nspec:\n  project: default\n  destination: {server: 'https://kubernetes.default.svc'}\n  source:\n    repoURL: https://example.invalid/x.git\n    helm:\n      valuesObject: {anything: {goes: here}}\n";
     let good = kubeconform(tools, &tools.kube_versions[0], &locations, app);
     assert!(good.status.success(), "{}", describe(&good));
-    let bad = kubeconform(tools, &tools.kube_versions[0], &locations, &app.replace("project", "projekt"));
-    assert_eq!(bad.status.code(), Some(1), "{}", describe(&bad));
+    for bad in [app.replace("project:", "projekt:"), app.replace("  source:\n", "  source:\n    revison: main\n")] {
+        let rejected = kubeconform(tools, &tools.kube_versions[0], &locations, &bad);
+        assert_eq!(rejected.status.code(), Some(1), "{}", describe(&rejected));
+    }
+    // ExternalSecret as external-secrets.io/v1, and a ServiceMonitor.
+    let others = "apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nmetadata: {name: db}\nspec:\n  secretStoreRef: {name: vault, kind: ClusterSecretStore}\n  data: [{secretKey: pw, remoteRef: {key: db}}]\n---\napiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  endpoints: [{port: http, interval: 30s}]\n";
+    let checked = kubeconform(tools, &tools.kube_versions[0], &locations, others);
+    assert!(
+        checked.status.success() && String::from_utf8_lossy(&checked.stdout).contains("Valid: 2"),
+        "{}",
+        describe(&checked)
+    );
 }
 
 // ---------------------------------------------------------------- (e)

@@ -9,7 +9,7 @@ use crate::exec::tools::{self, Opts, Part};
 /// `name<TAB>version<TAB>path` per tool on stdout.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Resolve only these [default: helm, kubeconform and schemas].
+    /// Resolve only these [default: helm, kubeconform, schemas and crds].
     #[arg(value_enum, value_name = "TOOL")]
     pub only: Vec<Part>,
     /// A Kubernetes version to prepare schemas for, X.Y.Z; repeatable

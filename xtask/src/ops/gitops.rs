@@ -24,7 +24,7 @@
 //! and `--check` fails (exit 1) when a file differs from what would be
 //! generated, is missing, or is a generated file that is no longer produced.
 //! `--check` also validates the Argo CD objects with kubeconform against the
-//! JSON schemas in `schemas/crds/`.
+//! schemas generated from Argo CD's own CRDs (pinned in `tools/pins.toml`).
 //!
 //! Settings that are not in the charts (the Git URL Argo CD pulls, the branch,
 //! the destination of each environment) come from an optional `gitops:`
@@ -675,14 +675,6 @@ fn check(ctx: &Context, files: &BTreeMap<String, String>, validate: bool) -> Res
 /// values files, which are not Kubernetes objects) with kubeconform, for
 /// every configured Kubernetes version. Returns whether all are valid.
 fn validate_objects(ctx: &Context, files: &BTreeMap<String, String>) -> Result<bool> {
-    let crds = ctx.root.join("schemas").join("crds");
-    if !crds.is_dir() {
-        eprintln!(
-            "gitops: cannot validate: {} is missing (it holds the Argo CD JSON schemas kubeconform needs)",
-            crate::core::model::relative(&ctx.root, &crds)
-        );
-        return Ok(false);
-    }
     let tools = crate::exec::tools::ensure(ctx, &ctx.config.kube_versions)?;
     crate::util::fs::ignore_folder(&ctx.work_dir)?;
     let scratch = ctx.work_dir.join("gitops");
@@ -713,7 +705,7 @@ fn validate_objects(ctx: &Context, files: &BTreeMap<String, String>) -> Result<b
     }
     if ok {
         eprintln!(
-            "gitops: {} Argo CD object file(s) valid against schemas/crds (Kubernetes {})",
+            "gitops: {} Argo CD object file(s) valid against Argo CD's CRDs (Kubernetes {})",
             paths.len(),
             tools.schemas.kube_versions.join(", ")
         );

@@ -1,18 +1,22 @@
 //! Finding, checking and installing the external tools: helm, kubeconform,
 //! the CNCF distribution registry (tests and mirrors), the offline
 //! Kubernetes JSON schemas for kubeconform, and the control plane's
-//! kube-apiserver and etcd; and `cargo xtask tools`, which prints what was
-//! found.
+//! kube-apiserver and etcd, the pinned upstream CRDs and their schemas; and
+//! `cargo xtask tools`, which prints what was found.
 //!
 //! The map: `pins.toml` holds every version (read by `pins.rs`);
 //! `locate.rs` finds a present binary ($XTASK_<TOOL>, the per-user cache,
 //! PATH) without starting a process on warm runs; `install.rs` installs the
 //! pin (checked release download, else `go install`) through `download.rs`;
-//! `schemas.rs` prepares the kubeconform schema folder; `chart_testing.rs`
+//! `schemas.rs` prepares the kubeconform schema folder; `crds.rs` takes the
+//! pinned CRD files from Go modules and `crd_schema.rs` turns them into
+//! kubeconform schemas; `chart_testing.rs`
 //! and `cluster.rs` build Go programs from their downloaded modules.
 
 pub mod chart_testing;
 pub mod cluster;
+mod crd_schema;
+pub mod crds;
 mod download;
 mod install;
 mod locate;
@@ -60,7 +64,7 @@ pub struct Toolset {
 /// What `cargo xtask tools` resolves and prints.
 #[derive(Debug, Clone)]
 pub struct Opts {
-    /// Resolve only these [default: helm, kubeconform and schemas].
+    /// Resolve only these [default: helm, kubeconform, schemas and crds].
     pub only: Vec<Part>,
     /// A Kubernetes version to prepare schemas for, X.Y.Z; repeatable
     /// [default: `kube-versions` in xtask.toml].
@@ -80,8 +84,10 @@ pub struct Opts {
 pub enum Part {
     Helm,
     Kubeconform,
-    /// The kubeconform schema folder.
+    /// The kubeconform schema folder (with the schemas of the pinned CRDs).
     Schemas,
+    /// The pinned CRD files themselves, which `verify` installs.
+    Crds,
     Registry,
 }
 
@@ -94,6 +100,8 @@ struct Report {
     kubeconform: Option<Tool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     schemas: Option<Schemas>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crds: Option<crds::Crds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     registry: Option<Tool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,7 +120,7 @@ pub fn ensure(ctx: &Context, kube_versions: &[String]) -> Result<Toolset> {
         Ok(Toolset {
             helm: resolve(ctx, &pins.helm, &mut probes)?,
             kubeconform: resolve(ctx, &pins.kubeconform, &mut probes)?,
-            schemas: schemas::ensure(ctx, &pins.kubernetes_validate, kube_versions)?,
+            schemas: schemas::ensure(ctx, &pins, kube_versions)?,
         })
     })();
     probes.save();
@@ -132,6 +140,11 @@ pub fn ensure_registry(ctx: &Context) -> Result<Tool> {
 /// a verdict of `verify` depends on, known before a control plane runs.
 pub fn cluster_version() -> Result<String> {
     Ok(pins::load()?.kube_apiserver.version)
+}
+
+/// The pinned CRD files, checked against their digests (fetched once).
+pub fn ensure_crds(ctx: &Context) -> Result<crds::Crds> {
+    crds::ensure(ctx, &pins::load()?.crds).map_err(environment_marked)
 }
 
 /// Finds or builds kube-apiserver and etcd at their pinned versions.
@@ -165,11 +178,8 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
             helm: tool(Part::Helm, &pins.helm)?,
             kubeconform: tool(Part::Kubeconform, &pins.kubeconform)?,
             registry: tool(Part::Registry, &pins.registry)?,
-            schemas: if wanted(Part::Schemas) {
-                Some(schemas::ensure(ctx, &pins.kubernetes_validate, &kube_versions)?)
-            } else {
-                None
-            },
+            schemas: if wanted(Part::Schemas) { Some(schemas::ensure(ctx, &pins, &kube_versions)?) } else { None },
+            crds: if wanted(Part::Crds) { Some(crds::ensure(ctx, &pins.crds)?) } else { None },
             chart_testing: if args.chart_testing { Some(chart_testing::ensure_all(ctx)?) } else { None },
             cluster: if args.cluster { Some(cluster::ensure(ctx)?) } else { None },
         })
@@ -208,6 +218,9 @@ fn lines(report: &Report) -> String {
                 out.push_str(&format!("kubeconform-crds\tany\t{location}\n"));
             }
         }
+    }
+    if let Some(crds) = &report.crds {
+        out.push_str(&crds::lines(crds));
     }
     if let Some(tool) = &report.registry {
         out.push_str(&format!("{}\t{}\t{}\n", tool.name, tool.version, tool.path.display()));

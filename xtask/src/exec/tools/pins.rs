@@ -22,6 +22,8 @@ pub struct Pins {
     /// The control plane (see `cluster.rs`).
     pub kube_apiserver: super::cluster::WrapperPin,
     pub etcd: super::cluster::WrapperPin,
+    /// The CRD files taken from upstream Go modules, by name (see `crds.rs`).
+    pub crds: std::collections::BTreeMap<String, super::crds::CrdPin>,
 }
 
 /// One binary tool at one version, and the ways to get it.
@@ -69,6 +71,9 @@ pub fn load() -> Result<Pins> {
     pins.helm.name = "helm".into();
     pins.kubeconform.name = "kubeconform".into();
     pins.registry.name = "registry".into();
+    for (name, pin) in &mut pins.crds {
+        pin.name = name.clone();
+    }
     Ok(pins)
 }
 

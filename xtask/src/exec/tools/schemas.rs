@@ -24,7 +24,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
-use super::pins::PackagePin;
+use super::pins::{PackagePin, Pins};
 use super::Schemas;
 use crate::core::context::Context;
 use crate::util::exit::{self, EnvironmentError, UsageError};
@@ -58,9 +58,11 @@ pub fn check_kube_version(version: &str) -> Result<()> {
     exit::usage(format!("kubernetes version {version:?}: expected X.Y.Z, e.g. 1.37.0"))
 }
 
-/// Makes sure the schemas for `kube_versions` are prepared and returns the
-/// kubeconform locations. A warm run reads one marker file per version.
-pub fn ensure(ctx: &Context, pin: &PackagePin, kube_versions: &[String]) -> Result<Schemas> {
+/// Makes sure the schemas for `kube_versions` and the pinned CRDs are
+/// prepared and returns the kubeconform locations. A warm run reads one
+/// marker file per version and one for the CRDs.
+pub fn ensure(ctx: &Context, pins: &Pins, kube_versions: &[String]) -> Result<Schemas> {
+    let pin = &pins.kubernetes_validate;
     let mut versions: Vec<String> = Vec::new();
     for version in kube_versions {
         check_kube_version(version)?;
@@ -96,14 +98,19 @@ pub fn ensure(ctx: &Context, pin: &PackagePin, kube_versions: &[String]) -> Resu
         dir.display()
     )];
     let mut fingerprint = format!("kubernetes-validate-{}+prep{PREPARATION}", pin.version);
-    let crds = ctx.root.join("schemas").join("crds");
-    if crds.is_dir() {
+    // A repository's own CRD schemas come before the upstream ones, so it
+    // can stand in for a kind it knows better.
+    let own = ctx.root.join("schemas").join("crds");
+    if own.is_dir() {
         locations.push(format!(
             "{}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
-            crds.display()
+            own.display()
         ));
-        fingerprint.push_str(&format!("+crds-{}", folder_hash(&crds)?));
+        fingerprint.push_str(&format!("+own-crds-{}", folder_hash(&own)?));
     }
+    let (upstream, crds_fingerprint) = super::crds::schema_location(ctx, &pins.crds)?;
+    locations.push(upstream);
+    fingerprint.push_str(&format!("+crds-{crds_fingerprint}"));
     Ok(Schemas { kube_versions: versions, locations, fingerprint })
 }
 
@@ -282,7 +289,7 @@ fn available_versions(zip: &zip::ZipArchive<std::fs::File>) -> Vec<String> {
 
 /// Renames the finished `staging` folder to `dest`, replacing an outdated
 /// one. If another process finished the same folder first, keeps theirs.
-fn swap_into_place(staging: tempfile::TempDir, dest: &Path, marker: &str) -> Result<()> {
+pub(super) fn swap_into_place(staging: tempfile::TempDir, dest: &Path, marker: &str) -> Result<()> {
     if std::fs::rename(staging.path(), dest).is_ok() {
         let _ = staging.keep();
         return Ok(());

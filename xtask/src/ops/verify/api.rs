@@ -85,6 +85,15 @@ impl Api {
         })
     }
 
+    /// POSTs `body` to `path` (with its query, e.g. `?dryRun=All`).
+    pub fn post(&self, path: &str, body: &Value) -> Result<Answer> {
+        self.send("POST", path, Some(body))
+    }
+
+    pub fn get(&self, path: &str) -> Result<Answer> {
+        self.send("GET", path, None)
+    }
+
     /// Creates a namespace that enforces (and warns and audits) `level`.
     pub fn create_namespace(&self, name: &str, level: &str) -> Result<Answer> {
         let labels = json!({

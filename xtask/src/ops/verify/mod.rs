@@ -6,8 +6,10 @@
 //!    installable and are left out;
 //! 2. stage them ([`Stager`]) and key each chart's verdict by content
 //!    ([`key`]); a chart whose key is in the cache is answered from it;
-//! 3. only if something is left to check: start a control plane (or take the
-//!    user's `--kubeconfig`, dry-run only);
+//! 3. only if something is left to check: start a control plane and create
+//!    the pinned CRDs in it ([`crds`]), or take the user's `--kubeconfig`
+//!    (dry-run only, the CRDs only looked up); `argocd/` is created in a
+//!    namespace `argocd` and reported as its own entry;
 //! 4. per chart and environment, in parallel: render, look for duplicated
 //!    objects ([`manifest`]), create a namespace enforcing the chart's Pod
 //!    Security level ([`security`]) and its `default` ServiceAccount
@@ -17,6 +19,7 @@
 //! 5. report in lint's shape and exit 1 if anything failed.
 
 pub mod api;
+pub mod crds;
 pub mod manifest;
 pub mod security;
 pub mod upgrade;
@@ -43,7 +46,7 @@ use crate::ops::remote_cache::{self, to_publish, RemoteCache};
 use crate::ops::stage::Stager;
 
 /// Bumped when what a verdict means changes, so old verdicts are not reused.
-const ENGINE: &str = "verify-1";
+const ENGINE: &str = "verify-2";
 
 /// What a verify run is asked to do.
 #[derive(Debug, Clone)]
@@ -89,6 +92,7 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let cluster_version = crate::exec::tools::cluster_version()?;
     let tools = crate::exec::tools::ensure(ctx, &[])?;
+    let pinned_crds = crate::exec::tools::ensure_crds(ctx)?;
     let base = match &opts.upgrade_from {
         Some(reference) => Some(upgrade::Base::prepare(ctx, reference, &tools.helm, mirrors.clone())?),
         None => None,
@@ -120,8 +124,9 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
         }
         let envs = environments(chart, &opts.envs);
         let level = security::level_of(&chart.dir);
-        let key =
-            key(ctx, &repo, &graph, &stager, index, &envs, &level, &tools.helm, &cluster_version, opts, &base).ok();
+        let key = key(ctx, &repo, &graph, &stager, index, &envs, &level, &tools.helm, &cluster_version, opts, &base)
+            .ok()
+            .map(|k| format!("{k}-{}", pinned_crds.fingerprint));
         result.cache_key = key.clone();
         candidates.push((Job { index, chart, staged: stager.staged_dir(chart), envs, level }, key));
         results.insert(index, result);
@@ -144,9 +149,26 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
         }
     }
 
+    // argocd/ unless charts were named: cached by its files, the CRDs and
+    // the API server like a chart.
+    let argocd_key = (opts.selection.charts.is_empty() && ctx.root.join("argocd").is_dir())
+        .then(|| argocd_key(ctx, &pinned_crds, &cluster_version, opts))
+        .and_then(Result::ok);
+    let mut argocd: Option<ChartResult> = None;
+    if let Some(key) = argocd_key.as_ref().filter(|_| !opts.no_cache) {
+        if let Some(stored) = cache.get::<Vec<StepResult>>(key, "argocd") {
+            let mut result = argocd_result(Vec::new());
+            result.status = Status::Cached;
+            result.steps = stored.into_iter().map(StepResult::cached).collect();
+            progress.finished(&result);
+            argocd = Some(result);
+        }
+    }
+    let argocd_pending = argocd_key.is_some() && argocd.is_none();
+
     // The control plane only when something is left to check, and on this
     // thread: its processes die with the thread that started them.
-    if !jobs.is_empty() {
+    if !jobs.is_empty() || argocd_pending {
         let target = match &opts.kubeconfig {
             Some(path) => {
                 let external = External::new(Some(path.clone()), None)?;
@@ -160,6 +182,28 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
                 Target { cluster: Cluster::Started(plane), api }
             }
         };
+        // The CRDs before any chart: a chart may render their kinds.
+        let kinds = match (&target.api, target.cluster.dry_run_only()) {
+            (Some(api), false) => crds::install(api, &pinned_crds)?,
+            (Some(api), true) => {
+                for name in crds::missing(api, &pinned_crds)? {
+                    eprintln!("note: the cluster has no CRD {name}: objects of its kind fail to install");
+                }
+                crds::Kinds::of(&pinned_crds)?
+            }
+            (None, _) => crds::Kinds::default(),
+        };
+        if let (true, Some(api)) = (argocd_pending, &target.api) {
+            if let Some(result) = crds::verify_argocd(api, &kinds, &ctx.root, target.cluster.dry_run_only()) {
+                if let (Some(key), Status::Ok) = (&argocd_key, result.status) {
+                    if let Err(err) = cache.put(key, "argocd", &result.steps) {
+                        eprintln!("warning: cannot store the verdict of argocd in the cache: {err:#}");
+                    }
+                }
+                progress.finished(&result);
+                argocd = Some(result);
+            }
+        }
         let checker = Checker { ctx, helm: &tools.helm, target: &target, kube_version: &cluster_version, base: &base };
         let checked: Vec<(usize, Vec<StepResult>, u64, u64)> = jobs
             .par_iter()
@@ -198,6 +242,7 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
     }
 
     let mut charts: Vec<ChartResult> = results.into_values().collect();
+    charts.extend(argocd);
     for broken in broken {
         charts.push(ChartResult {
             name: broken.name.clone(),
@@ -339,6 +384,36 @@ fn key(
         key.add("upgrade-from", base.commit.as_bytes());
     }
     Ok(key.finish())
+}
+
+/// The key of `argocd/`'s verdict: its files, the CRD pins, the API server.
+fn argocd_key(
+    ctx: &Context,
+    crds: &crate::exec::tools::crds::Crds,
+    cluster_version: &str,
+    opts: &Opts,
+) -> Result<String> {
+    let mut key = KeyBuilder::default();
+    key.add("engine", ENGINE.as_bytes()).add("argocd", b"argocd");
+    key.add("files", cache::hash_chart_files(&ctx.root.join("argocd"), &|_, _| false)?.as_bytes());
+    key.add("crds", crds.fingerprint.as_bytes());
+    key.add("kube-apiserver", cluster_version.as_bytes());
+    key.add("mode", if opts.kubeconfig.is_some() { b"dry-run".as_slice() } else { b"install".as_slice() });
+    Ok(key.finish())
+}
+
+fn argocd_result(steps: Vec<StepResult>) -> ChartResult {
+    ChartResult {
+        name: "argocd".into(),
+        path: "argocd".into(),
+        kind: None,
+        status: Status::from_ok(steps.iter().all(|s| s.status != Status::Failed)),
+        cache_key: None,
+        batch: None,
+        started_ms: 0,
+        finished_ms: 0,
+        steps,
+    }
 }
 
 /// What the parallel checks share.
