@@ -440,17 +440,6 @@ fn the_seed_is_wired_into_the_bitnami_values_in_every_environment() {
     }
 }
 
-/// A copy of the repository's charts, matrix and umbrella, for lint runs that break one thing.
-fn repository_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = support::repo_root();
-    for folder in ["charts", "helm", "fixtures", "schemas", "argocd"] {
-        support::copy_dir(&root.join(folder), &dir.path().join(folder));
-    }
-    std::fs::copy(root.join("service-matrix.yaml"), dir.path().join("service-matrix.yaml")).unwrap();
-    dir
-}
-
 /// `xtask --root COPY lint --chart web` (the repository checks run whatever charts are linted).
 fn lint_copy(copy: &std::path::Path) -> std::process::Output {
     xtask()
@@ -464,7 +453,7 @@ fn lint_copy(copy: &std::path::Path) -> std::process::Output {
 
 #[test]
 fn lint_names_the_service_and_what_the_seed_does_not_create() {
-    let copy = repository_copy();
+    let copy = support::repository_copy();
     let clean = lint_copy(copy.path());
     assert!(clean.status.success(), "the copy does not lint green: {}", describe(&clean));
 

@@ -71,6 +71,42 @@ services: 0.47 s with the checks repeated, 0.38 s with the mark).
 {{- fail (printf "dependsOn.%s needs host and port" $dep) -}}
 {{- end -}}
 {{- end -}}
+{{- $external := $v.externalSecret | default dict -}}
+{{- $sources := list -}}
+{{- if $v.secretEnv -}}{{- $sources = append $sources "secretEnv" -}}{{- end -}}
+{{- if $v.existingSecret -}}{{- $sources = append $sources "existingSecret" -}}{{- end -}}
+{{- if $external.data -}}{{- $sources = append $sources "externalSecret.data" -}}{{- end -}}
+{{- if gt (len $sources) 1 -}}
+{{- fail (printf "%s are %s set, but each alone is the source of the service's Secret: keep one of secretEnv (values rendered into a Secret), existingSecret (a Secret made elsewhere) and externalSecret.data (a Secret the External Secrets Operator makes)" (join " and " $sources) (ternary "both" "all" (eq (len $sources) 2))) -}}
+{{- end -}}
+{{- if $external.data -}}
+{{- $global := ($v.global | default dict).externalSecrets | default dict -}}
+{{- $store := $external.secretStoreRef | default dict -}}
+{{- $storeKey := "externalSecret.secretStoreRef" -}}
+{{- if not $store.name -}}
+{{- $store = $global.secretStoreRef | default dict -}}
+{{- $storeKey = "global.externalSecrets.secretStoreRef" -}}
+{{- end -}}
+{{- if not $store.name -}}
+{{- fail "externalSecret.data needs a secret store: name the environment's in global.externalSecrets.secretStoreRef.name (or this service's own in externalSecret.secretStoreRef.name)" -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" (toString $store.name)) -}}
+{{- fail (printf "%s.name %q is not a valid SecretStore name: lower case letters, digits, '-' and '.'" $storeKey (toString $store.name)) -}}
+{{- end -}}
+{{- if not (has (toString ($store.kind | default "")) (list "" "SecretStore" "ClusterSecretStore")) -}}
+{{- fail (printf "%s.kind %q is not valid: choose SecretStore, ClusterSecretStore or \"\" (SecretStore)" $storeKey (toString $store.kind)) -}}
+{{- end -}}
+{{- range $key, $interval := dict "externalSecret.refreshInterval" $external.refreshInterval "global.externalSecrets.refreshInterval" $global.refreshInterval -}}
+{{- if and $interval (not (regexMatch "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$" (toString $interval))) -}}
+{{- fail (printf "%s %q is not a duration: write it as Go does, e.g. \"1h\", \"15m\" or \"0\" (read once)" $key (toString $interval)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $ref := $external.data -}}
+{{- if and $ref (not $ref.key) -}}
+{{- fail (printf "externalSecret.data.%s needs key: the name of the secret in the store (and property: the field of it, where the store keeps several)" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- $hpa := $v.autoscaling | default dict -}}
 {{- if $hpa.enabled -}}
 {{- $min := include "common.scaling.minReplicas" . | int -}}

@@ -1,6 +1,8 @@
 {{- /*
-Configuration: the ConfigMap made from .Values.env, the Secret made from .Values.secretEnv, how
-the container loads them, and the checksum that rolls the pods when either changes.
+Configuration: the ConfigMap made from .Values.env; the service's Secret, from one of three
+sources (.Values.secretEnv rendered here, .Values.existingSecret made elsewhere, or
+.Values.externalSecret: an ExternalSecret from which the External Secrets Operator makes it);
+how the container loads them, and the checksum that rolls the pods when any changes.
 */ -}}
 
 {{/*
@@ -38,13 +40,16 @@ the chart does not render its own Secret.
 {{- end -}}
 
 {{/*
-Name of the Secret the container loads: .Values.existingSecret, else <name>-secret when the
-chart renders one, else nothing.
+Name of the Secret the container loads: .Values.existingSecret, else <name>-credentials when
+.Values.externalSecret has data (the Secret the External Secrets Operator makes), else
+<name>-secret when the chart renders one, else nothing.
 {{ include "common.config.secretName" . }}
 */}}
 {{- define "common.config.secretName" -}}
 {{- if .Values.existingSecret -}}
 {{- .Values.existingSecret -}}
+{{- else if include "common.config.externalSecretSpec" . -}}
+{{- include "common.meta.suffixed" (dict "context" . "suffix" "credentials") -}}
 {{- else if include "common.config.ownsSecret" . -}}
 {{- include "common.meta.suffixed" (dict "context" . "suffix" "secret") -}}
 {{- end -}}
@@ -69,13 +74,18 @@ the same name (the credential-free default).
 
 {{/*
 Value of the checksum/config pod annotation: sha256 of the rendered ConfigMap data, the rendered
-Secret data, the name of an existing Secret and, when there are any, the rendered configFiles,
-computed from values so that any change of configuration rolls the pods.
+Secret data, the name of an existing Secret and, when there are any, the rendered configFiles and
+the ExternalSecret's spec, computed from values so that any change of configuration rolls the
+pods. A value rotated in the secret store changes none of these: the operator updates the Secret
+and the pods read it at their next start.
 {{ include "common.config.checksum" . }}
 */}}
 {{- define "common.config.checksum" -}}
 {{- $parts := list (include "common.config.configMapData" .) (include "common.config.secretData" .) (toString (.Values.existingSecret | default "")) -}}
 {{- with include "common.config.filesData" . -}}
+{{- $parts = append $parts . -}}
+{{- end -}}
+{{- with include "common.config.externalSecretSpec" . -}}
 {{- $parts = append $parts . -}}
 {{- end -}}
 {{- join "\n---\n" $parts | sha256sum -}}
@@ -135,5 +145,64 @@ metadata:
 type: Opaque
 data:
   {{- include "common.config.secretData" . | trim | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Spec of the ExternalSecret <name>-credentials, from .Values.externalSecret: the store (its own
+secretStoreRef, else global.externalSecrets.secretStoreRef, the one store of the environment),
+the refresh interval (its own, else the global one, else 1h), the target Secret and one data
+entry per key of externalSecret.data (the environment variable), in key order. Empty when
+externalSecret.data has no entries.
+{{ include "common.config.externalSecretSpec" . }}
+*/}}
+{{- define "common.config.externalSecretSpec" -}}
+{{- $external := .Values.externalSecret | default dict -}}
+{{- if $external.data -}}
+{{- $global := ((.Values.global | default dict).externalSecrets) | default dict -}}
+{{- $store := $external.secretStoreRef | default dict -}}
+{{- if not $store.name -}}
+{{- $store = $global.secretStoreRef | default dict -}}
+{{- end -}}
+secretStoreRef:
+  kind: {{ $store.kind | default "SecretStore" }}
+  name: {{ $store.name | quote }}
+refreshInterval: {{ $external.refreshInterval | default $global.refreshInterval | default "1h" | quote }}
+target:
+  name: {{ include "common.meta.suffixed" (dict "context" . "suffix" "credentials") }}
+  creationPolicy: Owner
+data:
+{{- range $key, $ref := $external.data }}
+{{- if $ref }}
+  - secretKey: {{ $key }}
+    remoteRef:
+      key: {{ $ref.key | quote }}
+      {{- with $ref.property }}
+      property: {{ . | quote }}
+      {{- end }}
+      {{- with $ref.version }}
+      version: {{ . | quote }}
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+ExternalSecret <name>-credentials (external-secrets.io/v1) from .Values.externalSecret: the
+External Secrets Operator reads each key of externalSecret.data from the environment's store and
+writes the Secret <name>-credentials, which the container loads like any other. Renders nothing
+when externalSecret.data is empty. Secret values never pass through Helm or git.
+{{- include "common.config.externalSecret" . }}
+*/}}
+{{- define "common.config.externalSecret" -}}
+{{- include "common.check.values" . -}}
+{{- with include "common.config.externalSecretSpec" . }}
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  {{- include "common.meta.objectMeta" (dict "context" $ "name" (include "common.meta.suffixed" (dict "context" $ "suffix" "credentials"))) | nindent 2 }}
+spec:
+  {{- . | nindent 2 }}
 {{- end }}
 {{- end -}}

@@ -590,10 +590,17 @@ resources: {{}}
 # env is the non-sensitive environment (a ConfigMap loaded with envFrom): the host of each
 # dependency.
 {env}
-# secretEnv is the sensitive environment (a Secret); never commit real values.
+# secretEnv is the sensitive environment (a Secret); never commit real values. existingSecret
+# names a Secret managed outside the chart; externalSecret.data has the External Secrets
+# Operator make one from the environment's store (global.externalSecrets). Set one of the three.
 secretEnv: {{}}
-# existingSecret names a Secret managed outside the chart; it replaces secretEnv.
 existingSecret: ""
+externalSecret:
+  secretStoreRef:
+    kind: ""
+    name: ""
+  refreshInterval: ""
+  data: {{}}
 
 # dependsOn maps each dependency to the host and port {name} uses: an init container waits for
 # it and the NetworkPolicy allows egress to it.

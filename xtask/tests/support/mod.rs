@@ -364,6 +364,19 @@ pub fn synthetic_repo(dir: &Path, services: usize) -> PathBuf {
     root
 }
 
+/// A copy of the repository's charts, umbrella, fixtures, schemas, Argo CD
+/// files and matrix in a temporary folder, for lint runs that break one thing
+/// (`xtask --root COPY lint ...`). Used by `tests/shop.rs` and `tests/secrets.rs`.
+pub fn repository_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = repo_root();
+    for folder in ["charts", "helm", "fixtures", "schemas", "argocd"] {
+        copy_dir(&root.join(folder), &dir.path().join(folder));
+    }
+    std::fs::copy(root.join("service-matrix.yaml"), dir.path().join("service-matrix.yaml")).expect("copy the matrix");
+    dir
+}
+
 /// Copies a folder of the repository into a test's temporary checkout,
 /// leaving out build output Helm may have left in a developer's checkout
 /// (a chart's vendored `charts/` and `Chart.lock`).
