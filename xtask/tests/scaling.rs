@@ -285,8 +285,8 @@ fn workflow_passes_actionlint() {
 
     // Built once: only plan runs cargo, every other job that runs the xtask
     // takes plan's binary and tools (.github/actions/xtask) and compiles nothing.
-    let workflow: yaml_serde::Value = yaml_serde::from_str(&text).expect("the workflow parses");
-    let jobs = workflow["jobs"].as_mapping().expect("jobs");
+    let parsed: yaml_serde::Value = yaml_serde::from_str(&text).expect("the workflow parses");
+    let jobs = parsed["jobs"].as_mapping().expect("jobs");
     let mut using_binary = Vec::new();
     for (name, job) in jobs {
         let name = name.as_str().expect("job name");
