@@ -78,7 +78,7 @@ pub fn record(work_dir: &Path, charts: &[ChartResult]) -> Result<()> {
             cache_key: chart.cache_key.clone(),
             measured: measured.clone(),
         };
-        let path = fs::join_inside(&dir, &format!("{}.json", chart.name))?;
+        let path = fs::join_inside(&dir, format!("{}.json", chart.name))?;
         fs::write_atomic(&path, &serde_json::to_vec_pretty(&record)?)?;
     }
     Ok(())
