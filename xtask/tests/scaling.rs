@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{describe, repo_root, run_ok, xtask};
+use support::{describe, repo_root, run_ok, xtask, Mirror};
 
 /// The parts of the repository these tests copy: everything the commands
 /// read, nothing of the Rust crate or its build output.
@@ -182,6 +182,67 @@ fn ci_matrix_lists_what_a_change_reaches_in_dependency_order() {
     assert_eq!(sorted, expected);
 }
 
+/// `ci-matrix --max-jobs 3` on the repository after a real lint measured
+/// every chart: at most three jobs, every chart of the plain matrix in
+/// exactly one, each job's estimate the sum of its charts' recorded
+/// durations, and the jobs within the largest chart's duration of each other.
+#[test]
+fn ci_matrix_groups_the_repository_into_three_jobs_balanced_by_measured_durations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let work = dir.path().join("work");
+    let mirror = Mirror::start(&work);
+    let lint = xtask().env("XTASK_WORK_DIR", &work).args(["lint", "--mirror", mirror.value()]).output().expect("lint");
+    assert_eq!(code(&lint), 0, "{}", describe(&lint));
+
+    let charts: Vec<String> = names(&matrix_charts(&xtask().args(["ci-matrix"]).output().expect("ci-matrix")))
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut durations: BTreeMap<String, u64> = BTreeMap::new();
+    for chart in &charts {
+        let path = work.join("durations").join(format!("{chart}.json"));
+        let record: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .unwrap_or_else(|err| panic!("lint recorded no duration for {chart}: {err}")),
+        )
+        .expect("a record is JSON");
+        assert_eq!(record["chart"], chart.as_str());
+        durations.insert(chart.clone(), record["duration_ms"].as_u64().expect("duration_ms"));
+    }
+
+    let output = xtask().env("XTASK_WORK_DIR", &work).args(["ci-matrix", "--max-jobs", "3"]).output().expect("run");
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert!(stderr(&output).contains("0 chart(s) never measured"), "{}", describe(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let jobs = json["include"].as_array().expect("include");
+    assert!(!jobs.is_empty() && jobs.len() <= 3, "{json}");
+    let mut seen: Vec<String> = Vec::new();
+    let mut loads = Vec::new();
+    for job in jobs {
+        let members: Vec<String> =
+            job["charts"].as_array().expect("charts").iter().map(|c| c.as_str().expect("name").to_string()).collect();
+        assert!(!members.is_empty(), "an empty job: {json}");
+        let load: u64 = members.iter().map(|c| durations[c]).sum();
+        assert_eq!(job["estimate_ms"].as_u64(), Some(load), "{job}");
+        // Within a job the charts keep the matrix's dependency order.
+        let positions: Vec<usize> =
+            members.iter().map(|m| charts.iter().position(|c| c == m).expect("known")).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{job}");
+        seen.extend(members);
+        loads.push(load);
+    }
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    sorted_seen.dedup();
+    assert_eq!(sorted_seen.len(), seen.len(), "a chart in two jobs: {json}");
+    let mut expected = charts.clone();
+    expected.sort();
+    assert_eq!(sorted_seen, expected, "every planned chart in a job");
+    let largest = durations.values().copied().max().expect("charts");
+    let (most, least) = (loads.iter().max().expect("jobs"), loads.iter().min().expect("jobs"));
+    assert!(most - least <= largest, "jobs {loads:?} differ by more than the largest chart ({largest} ms)");
+}
+
 #[test]
 fn ci_matrix_with_a_missing_base_is_an_environment_error() {
     let repo = Copy::new();
@@ -199,22 +260,64 @@ fn workflow_passes_actionlint() {
     let workflow = repo_root().join(".github/workflows/charts.yml");
     let text = std::fs::read_to_string(&workflow).expect("the workflow exists");
     for needle in [
-        "cargo xtask ci-matrix --changed",
+        "ci-matrix --changed --base \"$base\" --max-jobs \"$MAX_JOBS\"",
         "fromJSON(needs.plan.outputs.matrix)",
-        "cargo xtask lint --chart \"$CHART\"",
-        "CHART: ${{ matrix.chart }}",
+        "CHARTS: ${{ join(matrix.charts, ' ') }}",
+        "args+=(--chart \"$chart\")",
+        "args+=(--remote-cache \"$REMOTE_CACHE\")",
+        "args+=(--remote-cache-write)",
+        "REMOTE_CACHE: ${{ vars.XTASK_REMOTE_CACHE }}",
+        "SIGNING_KEY: ${{ secrets.XTASK_REMOTE_CACHE_SIGNING_KEY }}",
+        "XTASK_REMOTE_CACHE_KEY=",
         "hashFiles('xtask/src/exec/tools/pins.toml')",
         "~/.cache/robot-shop-xtask",
         "target/xtask/cache",
+        "target/xtask/durations",
         "registry login",
-        "cargo xtask package --changed --base \"$BASE\" --publish \"$REGISTRY\"",
-        "cargo xtask gitops --check",
-        "cargo xtask graph --check",
-        "cargo xtask tools --cluster",
+        "xtask package --changed --base \"$BASE\" --publish \"$REGISTRY\"",
+        "xtask gitops --check",
+        "xtask graph --check",
+        "xtask tools --cluster",
         "--upgrade-from \"$BASE\"",
     ] {
         assert!(text.contains(needle), "the workflow lacks {needle:?}");
     }
+
+    // Built once: only plan runs cargo, every other job that runs the xtask
+    // takes plan's binary and tools (.github/actions/xtask) and compiles nothing.
+    let parsed: yaml_serde::Value = yaml_serde::from_str(&text).expect("the workflow parses");
+    let jobs = parsed["jobs"].as_mapping().expect("jobs");
+    let mut using_binary = Vec::new();
+    for (name, job) in jobs {
+        let name = name.as_str().expect("job name");
+        let job_text = yaml_serde::to_string(job).expect("job as text");
+        if name == "plan" {
+            assert!(job_text.contains("cargo build --release --locked -p xtask"), "plan builds the xtask");
+            continue;
+        }
+        assert!(!job_text.contains("cargo "), "job {name} must not compile: {job_text}");
+        if job_text.contains("xtask ") {
+            let steps = job["steps"].as_sequence().expect("steps");
+            assert!(
+                steps.iter().any(|s| s["uses"].as_str() == Some("./.github/actions/xtask")),
+                "job {name} runs the xtask without plan's binary"
+            );
+            assert!(job["needs"].as_str() == Some("plan") || job_text.contains("- plan"), "job {name} needs plan");
+            using_binary.push(name.to_string());
+        }
+    }
+    for job in ["generated", "lint", "lint-main", "verify", "diff", "release"] {
+        assert!(using_binary.iter().any(|j| j == job), "{job} runs plan's binary: {using_binary:?}");
+    }
+    // Pull requests read the remote cache; only main's lint jobs hold the key that writes it.
+    let lint = yaml_serde::to_string(&jobs[&yaml_serde::Value::from("lint")]).expect("lint");
+    let lint_main = &jobs[&yaml_serde::Value::from("lint-main")];
+    assert!(!lint.contains("SIGNING_KEY:"), "pull request jobs must not get the signing key");
+    assert!(lint_main["if"].as_str().is_some_and(|c| c.contains("refs/heads/main")));
+    assert_eq!(jobs[&yaml_serde::Value::from("lint")]["steps"], lint_main["steps"], "one set of lint steps");
+    let action = std::fs::read_to_string(repo_root().join(".github/actions/xtask/action.yml")).expect("the action");
+    assert!(action.contains("name: xtask") && action.contains("hashFiles('xtask/src/exec/tools/pins.toml')"));
+
     let actionlint = support::actionlint();
     let output = Command::new(&actionlint).arg(&workflow).current_dir(repo_root()).output().expect("run actionlint");
     assert!(output.status.success(), "actionlint: {}", describe(&output));

@@ -11,12 +11,16 @@ use crate::ops::ci_matrix::{self, Opts};
 pub struct Args {
     #[command(flatten)]
     pub selection: SelectionFlags,
+    /// Group the charts into at most N jobs, balanced by each chart's last
+    /// measured duration (`{"include": [{"job", "name", "charts", "estimate_ms"}]}`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_jobs: Option<u16>,
 }
 
 impl Args {
     fn opts(self) -> Result<Opts> {
         let args = self;
-        Ok(Opts { selection: args.selection.changes_only("ci-matrix")? })
+        Ok(Opts { selection: args.selection.changes_only("ci-matrix")?, max_jobs: args.max_jobs.map(usize::from) })
     }
 }
 

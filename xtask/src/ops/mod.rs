@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod consistency;
 pub mod ct;
 pub mod diff;
+pub mod durations;
 pub mod explain;
 pub mod gitops;
 pub mod graph_cmd;

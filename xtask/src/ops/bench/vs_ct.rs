@@ -10,6 +10,13 @@
 //! when there is none). Each tool gets its own copy, because ct's
 //! `helm dependency build` writes archives into the chart folders. The xtask
 //! runs cold (`--no-cache`, fresh work folder), so both do all the work.
+//!
+//! Next to both, the floor of ct's own checks: exactly the checks ct makes,
+//! as ct starts them (`yamale` on every Chart.yaml, `yamllint` on every
+//! file ct lints, one `helm lint` per chart and values file), one after
+//! another on ct's copy once ct has built its dependencies, with nothing of
+//! ct around them. However ct is tuned, it cannot go below that without
+//! starting fewer processes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,6 +44,9 @@ struct Comparison {
     xtask_processes: usize,
     /// ct's wall time over the xtask's.
     ratio: f64,
+    /// ct's own checks alone, as ct starts them (see the module docs).
+    ct_floor_ms: u64,
+    ct_floor_processes: usize,
     charts_ok: usize,
     charts_failed: usize,
 }
@@ -87,7 +97,10 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
         let (ct_run, ct_verdicts) = run_ct(&ct_tools, &tools.helm, &ct_root, &dir.join("helm-home"))?;
         eprintln!("bench --vs-ct: N={n}: ct {:.2} s; cargo xtask lint...", ct_run.wall.as_secs_f64());
         let (xtask_run, xtask_verdicts, processes) = run_xtask(&exe, &xtask_root, &dir.join("work"))?;
-        eprintln!("bench --vs-ct: N={n}: xtask {:.2} s", xtask_run.wall.as_secs_f64());
+        eprintln!("bench --vs-ct: N={n}: xtask {:.2} s; the floor of ct's checks...", xtask_run.wall.as_secs_f64());
+        let folders: Vec<&String> = ct_verdicts.keys().collect();
+        let (floor, floor_processes) = ct_floor(&ct_tools, &tools.helm, &ct_root, &dir.join("helm-home"), &folders)?;
+        eprintln!("bench --vs-ct: N={n}: floor {:.2} s, {floor_processes} processes", floor.as_secs_f64());
 
         if ct_verdicts != xtask_verdicts || ct_verdicts.len() != charts {
             let mut lines = Vec::new();
@@ -117,6 +130,8 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
             xtask_peak_rss_mib: xtask_run.peak_rss_kib as f64 / 1024.0,
             xtask_processes: processes,
             ratio: ct_run.wall.as_secs_f64() / xtask_run.wall.as_secs_f64().max(0.001),
+            ct_floor_ms: floor.as_millis() as u64,
+            ct_floor_processes: floor_processes,
             charts_ok: charts - failed,
             charts_failed: failed,
         });
@@ -142,16 +157,18 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
     );
     eprintln!("command: {command}");
     eprintln!();
-    eprintln!("| services | charts | verdicts (equal) | `ct lint --all` | `cargo xtask lint` (cold) | ct / xtask | xtask processes | peak MiB ct / xtask |");
-    eprintln!("|---:|---:|---|---:|---:|---:|---:|---:|");
+    eprintln!("| services | charts | verdicts (equal) | `ct lint --all` | floor of ct's checks (processes) | `cargo xtask lint` (cold) | ct / xtask | xtask processes | peak MiB ct / xtask |");
+    eprintln!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     for r in &results {
         eprintln!(
-            "| {} | {} | {} ok, {} failed | {:.1} s | {:.1} s | {:.1}x | {} | {:.0} / {:.0} |",
+            "| {} | {} | {} ok, {} failed | {:.1} s | {:.1} s ({}) | {:.1} s | {:.1}x | {} | {:.0} / {:.0} |",
             r.services,
             r.charts,
             r.charts_ok,
             r.charts_failed,
             r.ct_wall_ms as f64 / 1000.0,
+            r.ct_floor_ms as f64 / 1000.0,
+            r.ct_floor_processes,
             r.xtask_wall_ms as f64 / 1000.0,
             r.ratio,
             r.xtask_processes,
@@ -223,6 +240,66 @@ fn run_ct(
         );
     }
     Ok((measured, verdicts))
+}
+
+/// ct's own checks without ct, as ct starts them, one after another in ct's
+/// copy (its dependencies built by ct): per chart folder `yamale` on
+/// Chart.yaml, `yamllint` on Chart.yaml, values.yaml and each ci values
+/// file, and `helm lint` once per ci values file (once with the defaults
+/// when there is none). Returns the wall time and the processes started.
+fn ct_floor(
+    tools: &crate::exec::tools::chart_testing::ChartTestingTools,
+    helm: &crate::exec::tools::Tool,
+    root: &Path,
+    helm_home: &Path,
+    folders: &[&String],
+) -> Result<(std::time::Duration, usize)> {
+    let (schema, lint_conf) = (tools.ct.etc.join("chart_schema.yaml"), tools.ct.etc.join("lintconf.yaml"));
+    let mut commands: Vec<Command> = Vec::new();
+    for folder in folders {
+        let ci_values = crate::core::model::ci_environments(&root.join(folder.as_str()), folder);
+        let mut yamale = Command::new(tools.python.bin.join("yamale"));
+        yamale.arg("--schema").arg(&schema).arg(format!("{folder}/Chart.yaml"));
+        commands.push(yamale);
+        let mut linted = vec![format!("{folder}/Chart.yaml"), format!("{folder}/values.yaml")];
+        linted.extend(ci_values.iter().flat_map(|e| e.values_files.clone()));
+        for file in linted {
+            let mut yamllint = Command::new(tools.python.bin.join("yamllint"));
+            yamllint.arg("--config-file").arg(&lint_conf).arg(file);
+            commands.push(yamllint);
+        }
+        let values: Vec<Option<&String>> = if ci_values.is_empty() {
+            vec![None]
+        } else {
+            ci_values.iter().flat_map(|e| e.values_files.iter().map(Some)).collect()
+        };
+        for file in values {
+            let mut lint = Command::new(&helm.path);
+            lint.arg("lint").arg(folder.as_str());
+            if let Some(file) = file {
+                lint.arg("--values").arg(file);
+            }
+            lint.env("HELM_CONFIG_HOME", helm_home.join("config"))
+                .env("HELM_CACHE_HOME", helm_home.join("cache"))
+                .env("HELM_DATA_HOME", helm_home.join("data"));
+            commands.push(lint);
+        }
+    }
+    let count = commands.len();
+    let started = std::time::Instant::now();
+    for mut command in commands {
+        let output = command.current_dir(root).output().with_context(|| format!("cannot start {command:?}"))?;
+        // The synthetic charts pass ct; a check that fails here measures
+        // something else than the passing run it is the floor of.
+        if !output.status.success() {
+            anyhow::bail!(
+                "the floor of ct's checks: {command:?} failed:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok((started.elapsed(), count))
 }
 
 /// ct's result list: ` ✔︎ name => (version: "1.0.0", path: "charts/x")` or

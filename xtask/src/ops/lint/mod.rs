@@ -176,15 +176,24 @@ pub fn run(opts: &Opts, profile: &dyn Profile, plan: Plan) -> Result<Report> {
         validations: &validations,
         trees: tree::Memo::default(),
     };
-    let extra_steps = extra.as_ref().map(|e| e.check(ctx, &repo, &stager, &to_check)).unwrap_or_default();
-    let (results, never_ran) =
-        check_all(opts, &graph, &repo, &checker, &cache, &progress, results, &to_check, extra_steps, epoch);
+    // The profile's checks (ct's yamale and yamllint: one Python process)
+    // run on a thread of their own while the engine's batches run, instead
+    // of leaving a core idle before the first batch starts.
+    let (results, never_ran) = std::thread::scope(|scope| {
+        let extra_steps =
+            ExtraSteps::start(extra.as_ref().map(|e| scope.spawn(|| e.check(ctx, &repo, &stager, &to_check))));
+        check_all(opts, &graph, &repo, &checker, &cache, &progress, results, &to_check, &extra_steps, epoch)
+    });
     progress.clear();
     if let Some(remote) = remote.as_ref().filter(|r| r.writes()) {
         remote.publish(to_publish(&results, &answers, &cache));
     }
 
     let mut charts = finish(results, never_ran, broken);
+    // What `ci-matrix --max-jobs` balances the next CI run's jobs by.
+    if let Err(err) = crate::ops::durations::record(&ctx.work_dir, &charts) {
+        eprintln!("warning: cannot record how long the charts took: {err:#}");
+    }
     // Tools saw the staged copies; people should see their own folders.
     let staged: Vec<(String, String)> =
         repo.charts.iter().map(|c| (stager.staged_dir(c).display().to_string(), c.rel.clone())).collect();
@@ -359,10 +368,9 @@ fn check_all(
     progress: &Progress,
     results: BTreeMap<usize, ChartResult>,
     to_check: &BTreeSet<usize>,
-    extra_steps: BTreeMap<usize, Vec<StepResult>>,
+    extra_steps: &ExtraSteps<'_>,
     epoch: Instant,
 ) -> (BTreeMap<usize, ChartResult>, BTreeSet<usize>) {
-    let extra_steps = std::sync::Mutex::new(extra_steps);
     let results_lock = std::sync::Mutex::new(results);
     let never_ran = scheduler::run(
         opts.jobs(),
@@ -381,7 +389,7 @@ fn check_all(
             for (index, chart_steps) in steps {
                 let Some(result) = results.get_mut(&index) else { continue };
                 // The profile's checks come first, in the order it makes them.
-                let chart_steps = match extra_steps.lock().ok().and_then(|mut extra| extra.remove(&index)) {
+                let chart_steps = match extra_steps.take(index) {
                     Some(mut first) => {
                         first.extend(chart_steps);
                         first
@@ -408,6 +416,43 @@ fn check_all(
         },
     );
     (results_lock.into_inner().unwrap_or_else(|e| e.into_inner()), never_ran)
+}
+
+/// The profile's steps per chart, while they are still being made and once
+/// they are: the first batch that finishes waits for them, because a
+/// chart's verdict (and what the cache stores) needs all of its steps.
+struct ExtraSteps<'scope> {
+    state: std::sync::Mutex<ExtraState<'scope>>,
+}
+
+type StepsByChart = BTreeMap<usize, Vec<StepResult>>;
+
+enum ExtraState<'scope> {
+    Running(std::thread::ScopedJoinHandle<'scope, StepsByChart>),
+    Done(StepsByChart),
+}
+
+impl<'scope> ExtraSteps<'scope> {
+    fn start(running: Option<std::thread::ScopedJoinHandle<'scope, StepsByChart>>) -> Self {
+        let state = running.map_or_else(|| ExtraState::Done(BTreeMap::new()), ExtraState::Running);
+        ExtraSteps { state: std::sync::Mutex::new(state) }
+    }
+
+    /// The steps of chart `index`, waiting for them if they are not made yet.
+    fn take(&self, index: usize) -> Option<Vec<StepResult>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, ExtraState::Running(_)) {
+            if let ExtraState::Running(handle) = std::mem::replace(&mut *state, ExtraState::Done(BTreeMap::new())) {
+                // A panic there is a bug: carry it on rather than judge a
+                // chart without its profile's checks.
+                *state = ExtraState::Done(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            }
+        }
+        match &mut *state {
+            ExtraState::Done(steps) => steps.remove(&index),
+            ExtraState::Running(_) => None,
+        }
+    }
 }
 
 /// The chart results in order: `--fail-fast`'s skipped charts marked, and
