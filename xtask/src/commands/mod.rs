@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bump;
 pub mod ci_matrix;
 pub mod cluster;
+pub mod deps;
 pub mod diff;
 pub mod explain;
 pub mod gitops;
