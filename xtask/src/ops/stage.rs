@@ -53,6 +53,11 @@ impl<'a> Stager<'a> {
         Stager { ctx, helm, mirrors, pulled: Mutex::new(BTreeMap::new()), canonical: OnceLock::new() }
     }
 
+    /// The helm this stager pulls with.
+    pub fn helm(&self) -> &Tool {
+        self.helm
+    }
+
     /// The staged folder of a chart (whether or not it was staged yet).
     pub fn staged_dir(&self, chart: &Chart) -> PathBuf {
         self.ctx.work_dir.join("stage").join(&chart.name)

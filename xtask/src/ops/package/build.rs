@@ -64,7 +64,6 @@ pub fn package(
     ctx: &Context,
     repo: &Repo,
     graph: &ChartGraph,
-    helm: &Tool,
     stager: &Stager<'_>,
     selected: &[usize],
     out: &Path,
@@ -89,7 +88,8 @@ pub fn package(
         .prefix(".package-")
         .tempdir_in(out)
         .with_context(|| format!("cannot create a scratch folder in {}", out.display()))?;
-    helm_package(repo, helm, &staged, scratch.path(), signing)?;
+    // The helm that stages is the helm that packages.
+    helm_package(repo, stager.helm(), &staged, scratch.path(), signing)?;
 
     let mut built = Vec::new();
     let mut conflicts = Vec::new();

@@ -224,7 +224,7 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
     let tools = crate::exec::tools::ensure(ctx, &[])?;
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let stager = Stager::new(ctx, &tools.helm, mirrors);
-    let built = build::package(ctx, &repo, &graph, &tools.helm, &stager, &order, &out, args.sign.as_ref())?;
+    let built = build::package(ctx, &repo, &graph, &stager, &order, &out, args.sign.as_ref())?;
     for item in &built {
         let name = &repo.charts[item.chart].name;
         let Some(chart_report) = report.charts.iter_mut().find(|c| &c.name == name) else { continue };
