@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, bump, cache, ci_matrix, cluster, diff, explain, gitops, graph, lint, mirror, new_service, package, schema,
+    bench, bump, cache, ci_matrix, cluster, deps, diff, explain, gitops, graph, lint, mirror, new_service, package, schema,
     tools, verify,
 };
 use crate::core::context::{Context, Format};
@@ -56,6 +56,8 @@ enum Command {
     Bump(bump::Args),
     /// Serve stand-ins for the Bitnami charts from a registry on loopback.
     Mirror(mirror::Args),
+    /// Lock remote dependencies: Chart.lock in Helm's format, the archives' digests in Chart.sum.
+    Deps(deps::Args),
     /// Run a throwaway control plane (etcd, kube-apiserver) on loopback; print its kubeconfig.
     Cluster(cluster::Args),
     /// Measure lint against the one-chart-at-a-time baseline on synthetic monorepos.
@@ -124,6 +126,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Package(args) => package::run(args, &ctx),
         Command::Bump(args) => bump::run(args, &ctx),
         Command::Mirror(args) => mirror::run(args, &ctx),
+        Command::Deps(args) => deps::run(args, &ctx),
         Command::Cluster(args) => cluster::run(args, &ctx),
         Command::Bench(args) => bench::run(args, &ctx),
         Command::CiMatrix(args) => ci_matrix::run(args, &ctx),

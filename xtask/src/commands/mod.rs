@@ -7,6 +7,7 @@ pub mod bump;
 pub mod cache;
 pub mod ci_matrix;
 pub mod cluster;
+pub mod deps;
 pub mod diff;
 pub mod explain;
 pub mod gitops;

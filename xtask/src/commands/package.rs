@@ -30,12 +30,39 @@ pub struct Args {
     /// Print the plan (charts, versions, order) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Sign every archive with Helm's provenance (a `.prov` beside it, pushed with it by --publish).
+    #[arg(long)]
+    pub sign: bool,
+    /// Name of the signing key (Helm's --key) [default: `key` of [package] in xtask.toml].
+    #[arg(long, requires = "sign", value_name = "NAME")]
+    pub key: Option<String>,
+    /// Secret keyring holding the key, as `gpg --export-secret-keys` writes it [default: `keyring` of [package]].
+    #[arg(long, requires = "sign", value_name = "SECRING")]
+    pub keyring: Option<PathBuf>,
+    /// File holding the key's passphrase (never the passphrase itself) [default: `passphrase-file` of [package]].
+    #[arg(long, requires = "sign", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 impl Args {
-    fn opts(self) -> Result<Opts> {
+    fn opts(self, ctx: &Context) -> Result<Opts> {
         let args = self;
+        let sign = if args.sign {
+            let config = &ctx.config.package;
+            let key = args.key.or_else(|| config.key.clone());
+            let keyring = args.keyring.or_else(|| config.keyring.as_ref().map(PathBuf::from));
+            let (Some(key), Some(keyring)) = (key, keyring) else {
+                return crate::util::exit::usage(
+                    "--sign needs --key NAME and --keyring SECRING (or `key` and `keyring` in [package] of xtask.toml)",
+                );
+            };
+            let passphrase_file = args.passphrase_file.or_else(|| config.passphrase_file.as_ref().map(PathBuf::from));
+            Some(package::build::Signing { key, keyring, passphrase_file })
+        } else {
+            None
+        };
         Ok(Opts {
+            sign,
             selection: args.selection.into(),
             out: args.out,
             publish: args.publish,
@@ -48,5 +75,5 @@ impl Args {
 }
 
 pub fn run(args: Args, ctx: &Context) -> Result<()> {
-    package::run(args.opts()?, ctx)
+    package::run(args.opts(ctx)?, ctx)
 }

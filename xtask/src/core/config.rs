@@ -79,6 +79,16 @@ pub struct PackageConfig {
     /// not the link, so a link in a chart publishes another file's content.
     #[serde(default)]
     pub allow_symlinks: bool,
+    /// `package --sign`'s Helm flags, when not given on the command line:
+    /// `key` (the signing key's name), `keyring` (a secret keyring, as
+    /// `gpg --export-secret-keys` writes it), `passphrase-file`. Read only
+    /// when `--sign` is given (a release job), never otherwise.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub keyring: Option<String>,
+    #[serde(default)]
+    pub passphrase_file: Option<String>,
 }
 
 /// A path from xtask.toml that is joined onto the root: relative, without

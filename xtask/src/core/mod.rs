@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod contract;
 pub mod graph;
+pub mod lock;
 pub mod matrix;
 pub mod model;
 pub mod names;

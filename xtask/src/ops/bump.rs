@@ -184,7 +184,21 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
         let path = chart.dir.join("Chart.yaml");
         let shown = format!("{}/Chart.yaml", chart.rel);
         let before = std::fs::read_to_string(&path).with_context(|| format!("{shown}: cannot read file"))?;
-        texts.push((path, shown.clone(), edit::apply(&before, &shown, edit)?));
+        let after = edit::apply(&before, &shown, edit)?;
+        // A locked chart's Chart.lock follows its new `file://` pins, or
+        // every command would find Chart.yaml and Chart.lock disagreeing.
+        let lock_path = chart.dir.join(crate::core::lock::LOCK_FILE);
+        if !edit.dependencies.is_empty() && lock_path.is_file() {
+            let lock_shown = format!("{}/{}", chart.rel, crate::core::lock::LOCK_FILE);
+            let lock =
+                crate::core::lock::Lock::parse(&crate::util::yaml::read_text(&lock_path, &lock_shown)?, &lock_shown)?;
+            let meta: crate::core::model::ChartYaml = crate::util::yaml::parse(&after, &shown)?;
+            let changes: Vec<(String, String)> =
+                edit.dependencies.iter().map(|(_, name, version)| (name.clone(), version.clone())).collect();
+            let followed = lock.follow(&meta.dependencies, &changes, crate::util::time::rfc3339_nanos_now());
+            texts.push((lock_path, lock_shown, followed.render()));
+        }
+        texts.push((path, shown.clone(), after));
     }
     let mut written = Vec::new();
     if !args.dry_run {

@@ -9,6 +9,7 @@ pub mod ci_matrix;
 pub mod cluster;
 pub mod consistency;
 pub mod ct;
+pub mod deps;
 pub mod diff;
 pub mod durations;
 pub mod explain;

@@ -20,6 +20,7 @@ use std::sync::{Mutex, OnceLock};
 use anyhow::{Context as _, Result};
 
 use crate::core::context::Context;
+use crate::core::lock::{self, Lock, Sum};
 use crate::core::model::{Chart, Dependency, Repo};
 use crate::exec::tools::Tool;
 use crate::util::fs;
@@ -50,6 +51,11 @@ pub struct Source {
 impl<'a> Stager<'a> {
     pub fn new(ctx: &'a Context, helm: &'a Tool, mirrors: BTreeMap<String, String>) -> Self {
         Stager { ctx, helm, mirrors, pulled: Mutex::new(BTreeMap::new()), canonical: OnceLock::new() }
+    }
+
+    /// The helm this stager pulls with.
+    pub fn helm(&self) -> &Tool {
+        self.helm
     }
 
     /// The staged folder of a chart (whether or not it was staged yet).
@@ -92,15 +98,15 @@ impl<'a> Stager<'a> {
         // second line, where the name becomes a folder.
         let staged = fs::join_inside(&self.ctx.work_dir.join("stage"), &chart.name)?;
         // The chart's own entries, mirrored; `charts/` is rebuilt below, and
-        // Chart.lock is only read by `helm dependency build`, which staging
-        // replaces.
+        // Chart.lock and Chart.sum are read by staging itself (as
+        // `helm dependency build` reads the lock).
         let mut own: Vec<(PathBuf, PathBuf)> = Vec::new();
         for entry in
             std::fs::read_dir(&chart.dir).with_context(|| format!("{}: cannot list the chart folder", chart.rel))?
         {
             let entry = entry?;
             let name = entry.file_name();
-            if name == "charts" || name == "Chart.lock" || name == "tmpcharts" {
+            if name == "charts" || name == lock::LOCK_FILE || name == lock::SUM_FILE || name == "tmpcharts" {
                 continue;
             }
             own.push((PathBuf::from(&name), entry.path()));
@@ -109,7 +115,8 @@ impl<'a> Stager<'a> {
         let mut wanted: Vec<(PathBuf, PathBuf)> = Vec::new();
 
         let vendored = chart.dir.join("charts");
-        for dep in &chart.meta.dependencies {
+        let locked = Locking::read(chart)?;
+        for (index, dep) in chart.meta.dependencies.iter().enumerate() {
             // A sibling matched by in-repo resolution is linked like a
             // `file://` dependency: it is never pulled.
             if let Some(target) = dep.local_dir(&chart.dir) {
@@ -123,7 +130,12 @@ impl<'a> Stager<'a> {
                 let dep_chart = repo.chart(&dep_name).with_context(|| format!("chart {dep_name} vanished"))?;
                 wanted.push((Path::new("charts").join(&dep_chart.name), self.staged_dir(dep_chart)));
             } else if let Some(repository) = dep.remote_repository() {
-                let version = dep.version.clone().unwrap_or_default();
+                // A locked chart stages exactly the locked version; an
+                // unlocked one what Chart.yaml names (a range: the newest).
+                let version = match &locked {
+                    Some(locking) => locking.version_of(index, dep)?,
+                    None => dep.version.clone().unwrap_or_default(),
+                };
                 let archive_name = format!("{}-{}.tgz", dep.name, version);
                 let vendored_archive = fs::join_inside(&vendored, &archive_name)?;
                 let archive = if vendored_archive.is_file() {
@@ -134,8 +146,11 @@ impl<'a> Stager<'a> {
                         .with_context(|| format!("{}: dependency {}", chart.rel, dep.name))?;
                     vendored_archive
                 } else {
-                    self.fetch(chart, dep, repository)?
+                    self.fetch(chart, &dep.name, &version, repository)?
                 };
+                if let Some(locking) = &locked {
+                    locking.check_archive(dep, &version, &archive, &self.source_for(repository))?;
+                }
                 wanted.push((Path::new("charts").join(archive.file_name().unwrap_or_default()), archive));
             }
         }
@@ -166,17 +181,31 @@ impl<'a> Stager<'a> {
         })
     }
 
+    /// Resolves a remote dependency's version (a range: the newest version
+    /// the repository, through the mirrors, holds that the range allows, as
+    /// `helm pull` picks it) and fetches its archive: what `deps update` locks.
+    pub fn resolve(&self, chart: &Chart, dep: &Dependency, repository: &str) -> Result<(PathBuf, String)> {
+        let range = dep.version.clone().unwrap_or_default();
+        let archive = self.fetch(chart, &dep.name, &range, repository)?;
+        let info = crate::core::archive::read(&archive)?;
+        let version =
+            info.chart_yaml.get("version").and_then(|v| v.as_str()).map(str::to_string).with_context(|| {
+                format!("{}: the archive of {} has no version in its Chart.yaml", chart.rel, dep.name)
+            })?;
+        Ok((archive, version))
+    }
+
     /// Pulls a remote dependency into the per-user cache (or finds it there).
-    fn fetch(&self, chart: &Chart, dep: &Dependency, repository: &str) -> Result<PathBuf> {
-        let version = dep.version.clone().unwrap_or_default();
+    fn fetch(&self, chart: &Chart, name: &str, version: &str, repository: &str) -> Result<PathBuf> {
+        let version = version.to_string();
         let source = self.source_for(repository);
-        let key = (source.effective.clone(), dep.name.clone(), version.clone());
+        let key = (source.effective.clone(), name.to_string(), version.clone());
         if let Some(path) = self.pulled.lock().ok().and_then(|p| p.get(&key).cloned()) {
             return Ok(path);
         }
         let exact = semver::Version::parse(version.trim_start_matches('v')).is_ok();
         let folder = self.ctx.cache_dir.join("charts").join(&fs::sha256_hex(source.effective.as_bytes())[..16]);
-        let cached = fs::join_inside(&folder, format!("{}-{}.tgz", dep.name, version.trim_start_matches('v')))?;
+        let cached = fs::join_inside(&folder, format!("{name}-{}.tgz", version.trim_start_matches('v')))?;
         if exact && cached.is_file() {
             self.remember(key, &cached);
             return Ok(cached);
@@ -186,7 +215,6 @@ impl<'a> Stager<'a> {
         let out = temp.path().to_path_buf();
         let helm = &self.helm.path;
         let sh = xshell::Shell::new()?;
-        let name = &dep.name;
         let effective = &source.effective;
         let finished = if let Some(rest) = effective.strip_prefix("oci://") {
             let reference = format!("oci://{rest}/{name}");
@@ -234,6 +262,83 @@ impl<'a> Stager<'a> {
         if let Ok(mut pulled) = self.pulled.lock() {
             pulled.insert(key, path.to_path_buf());
         }
+    }
+}
+
+/// A chart's `Chart.lock` and `Chart.sum`, checked against its Chart.yaml.
+struct Locking<'c> {
+    chart: &'c Chart,
+    lock: Lock,
+    sums: Vec<Sum>,
+}
+
+impl<'c> Locking<'c> {
+    /// The chart's lock, or `None` when it has none (then Chart.yaml's
+    /// versions are staged as they are). A lock that disagrees with
+    /// Chart.yaml fails the chart, naming the dependency and the fix.
+    fn read(chart: &'c Chart) -> Result<Option<Locking<'c>>> {
+        let lock_path = chart.dir.join(lock::LOCK_FILE);
+        if !lock_path.is_file() || chart.meta.dependencies.iter().all(|d| d.remote_repository().is_none()) {
+            return Ok(None);
+        }
+        let shown = format!("{}/{}", chart.rel, lock::LOCK_FILE);
+        let lock = Lock::parse(&crate::util::yaml::read_text(&lock_path, &shown)?, &shown)?;
+        if let Some(why) = lock::disagreement(&chart.meta.dependencies, &lock) {
+            anyhow::bail!(
+                "{shown}: Chart.yaml and Chart.lock disagree: {why}\nfix: run `cargo xtask deps update --chart {}`",
+                chart.name
+            );
+        }
+        let sum_shown = format!("{}/{}", chart.rel, lock::SUM_FILE);
+        let sums = match std::fs::read_to_string(chart.dir.join(lock::SUM_FILE)) {
+            Ok(text) => Sum::parse_all(&text, &sum_shown)?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err).with_context(|| format!("cannot read {sum_shown}")),
+        };
+        Ok(Some(Locking { chart, lock, sums }))
+    }
+
+    /// The locked version of Chart.yaml's dependency number `index`.
+    fn version_of(&self, index: usize, dep: &Dependency) -> Result<String> {
+        // `disagreement` found every dependency in the lock.
+        self.lock
+            .entry(index, &dep.name)
+            .map(|l| l.version.clone())
+            .with_context(|| format!("{}/{}: dependency {} is not locked", self.chart.rel, lock::LOCK_FILE, dep.name))
+    }
+
+    /// Refuses an archive whose bytes are not the ones `Chart.sum` recorded
+    /// (a version re-pushed with other content, a mirror serving something
+    /// else), or one it records nothing for.
+    fn check_archive(&self, dep: &Dependency, version: &str, archive: &Path, source: &Source) -> Result<()> {
+        let rel = &self.chart.rel;
+        let fix = format!("cargo xtask deps update --chart {}", self.chart.name);
+        let Some(sum) = Sum::find(&self.sums, &dep.name, version, &source.declared) else {
+            anyhow::bail!(
+                "{rel}/{}: no digest recorded for dependency {} {version} from {}\nfix: run `{fix}`",
+                lock::SUM_FILE,
+                dep.name,
+                source.declared
+            );
+        };
+        let bytes = std::fs::read(archive).with_context(|| format!("cannot read {}", archive.display()))?;
+        let actual = format!("sha256:{}", fs::sha256_hex(&bytes));
+        if actual != sum.sha256 {
+            let via = if source.effective != source.declared {
+                format!(" (through {})", source.effective)
+            } else {
+                String::new()
+            };
+            anyhow::bail!(
+                "{rel}: dependency {} {version} from {}{via}: the archive's digest {actual} is not the {} that {}/{} recorded: the version was re-pushed with other content, or the repository serves another archive under it\nfix: if the new archive is the one you want, run `{fix}` and review the change",
+                dep.name,
+                source.declared,
+                sum.sha256,
+                rel,
+                lock::SUM_FILE
+            );
+        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,25 @@ pub fn rfc3339_now() -> String {
     rfc3339(secs)
 }
 
+/// The current time as Go's RFC 3339 with nanoseconds in UTC
+/// (`2026-01-02T03:04:05.123456789Z`, trailing zeros of the fraction dropped):
+/// what Helm writes as a `Chart.lock`'s `generated`.
+pub fn rfc3339_nanos_now() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    rfc3339_nanos(now.as_secs(), now.subsec_nanos())
+}
+
+pub fn rfc3339_nanos(secs: u64, nanos: u32) -> String {
+    let whole = rfc3339(secs);
+    let fraction = format!("{nanos:09}");
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        whole
+    } else {
+        format!("{}.{fraction}Z", whole.trim_end_matches('Z'))
+    }
+}
+
 pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -39,5 +58,7 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(315_532_800), "1980-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(rfc3339_nanos(0, 120_000_000), "1970-01-01T00:00:00.12Z");
+        assert_eq!(rfc3339_nanos(0, 0), "1970-01-01T00:00:00Z");
     }
 }

@@ -52,6 +52,13 @@ pub struct Dependency {
     pub condition: Option<String>,
     #[serde(default)]
     pub alias: Option<String>,
+    /// Read only for Helm's lock digest, which hashes every field Helm knows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, rename = "import-values", skip_serializing_if = "Option::is_none")]
+    pub import_values: Option<yaml_serde::Value>,
     /// The folder of the chart of this repository that a remote dependency
     /// resolves to (set by [`crate::core::model::inrepo::resolve`]); never read from YAML.
     #[serde(skip)]

@@ -36,6 +36,17 @@ pub enum Outcome {
     Unchanged,
 }
 
+/// Helm's provenance signing: `helm package --sign --key KEY --keyring
+/// KEYRING [--passphrase-file FILE]` (a passphrase is never an argument).
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// The signing key's name (its user id, or part of it).
+    pub key: String,
+    /// A secret keyring in the legacy format Helm reads (`gpg --export-secret-keys`).
+    pub keyring: PathBuf,
+    pub passphrase_file: Option<PathBuf>,
+}
+
 /// One chart's archive in the output folder.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -44,6 +55,8 @@ pub struct Built {
     pub path: PathBuf,
     pub info: ArchiveInfo,
     pub outcome: Outcome,
+    /// `<archive>.prov` beside it, when signed: `helm push` uploads it with the archive.
+    pub provenance: Option<PathBuf>,
 }
 
 /// Packages `selected` (indices, in topological order) into `out`.
@@ -51,10 +64,10 @@ pub fn package(
     ctx: &Context,
     repo: &Repo,
     graph: &ChartGraph,
-    helm: &Tool,
     stager: &Stager<'_>,
     selected: &[usize],
     out: &Path,
+    signing: Option<&Signing>,
 ) -> Result<Vec<Built>> {
     // Stage the selected charts and everything they need, dependencies first.
     let wanted: BTreeSet<usize> = graph.with_dependencies(&selected.iter().copied().collect());
@@ -75,7 +88,8 @@ pub fn package(
         .prefix(".package-")
         .tempdir_in(out)
         .with_context(|| format!("cannot create a scratch folder in {}", out.display()))?;
-    helm_package(repo, helm, &staged, scratch.path())?;
+    // The helm that stages is the helm that packages.
+    helm_package(repo, stager.helm(), &staged, scratch.path(), signing)?;
 
     let mut built = Vec::new();
     let mut conflicts = Vec::new();
@@ -86,12 +100,23 @@ pub fn package(
         let info = archive::read(&fresh)
             .with_context(|| format!("{}: helm package wrote no usable {file_name}", chart.name))?;
         let path = out.join(&file_name);
+        let provenance = signing.map(|_| out.join(format!("{file_name}.prov")));
         let outcome = if path.is_file() {
             let existing = archive::read(&path)?;
-            if existing.digest == info.digest || existing.content_digest == info.content_digest {
+            // A fresh signature is only good for the archive that is there
+            // when the bytes are the same.
+            let signable = signing.is_none() || existing.digest == info.digest;
+            if signable && (existing.digest == info.digest || existing.content_digest == info.content_digest) {
                 // Keep the archive that is there: its digest may already be in
                 // an index or a registry.
-                built.push(Built { chart: *index, file_name, path, info: existing, outcome: Outcome::Unchanged });
+                built.push(Built {
+                    chart: *index,
+                    file_name,
+                    path,
+                    info: existing,
+                    outcome: Outcome::Unchanged,
+                    provenance,
+                });
                 continue;
             }
             conflicts.push(format!(
@@ -107,7 +132,7 @@ pub fn package(
         } else {
             Outcome::Packaged
         };
-        built.push(Built { chart: *index, file_name, path, info, outcome });
+        built.push(Built { chart: *index, file_name, path, info, outcome, provenance });
     }
     if !conflicts.is_empty() {
         anyhow::bail!(
@@ -116,6 +141,13 @@ pub fn package(
         );
     }
     for item in &built {
+        // The signature first: an archive never sits in the folder without
+        // the `.prov` that `--publish` would push with it.
+        if let Some(provenance) = &item.provenance {
+            let fresh = scratch.path().join(format!("{}.prov", item.file_name));
+            std::fs::rename(&fresh, provenance)
+                .with_context(|| format!("{}: helm package --sign wrote no {}.prov", item.file_name, item.file_name))?;
+        }
         if item.outcome == Outcome::Packaged {
             let fresh = scratch.path().join(&item.file_name);
             std::fs::rename(&fresh, &item.path)
@@ -127,12 +159,28 @@ pub fn package(
 
 /// One `helm package` for all staged charts (a helm process costs ~90 ms to
 /// start); if it fails, each chart alone, to name the one that failed.
-fn helm_package(repo: &Repo, helm: &Tool, staged: &[(usize, PathBuf)], dest: &Path) -> Result<()> {
+fn helm_package(
+    repo: &Repo,
+    helm: &Tool,
+    staged: &[(usize, PathBuf)],
+    dest: &Path,
+    signing: Option<&Signing>,
+) -> Result<()> {
     let sh = xshell::Shell::new()?;
     let helm = &helm.path;
     let epoch = std::env::var("SOURCE_DATE_EPOCH").unwrap_or_else(|_| DEFAULT_SOURCE_DATE_EPOCH.to_string());
+    let mut sign_args: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(signing) = signing {
+        sign_args.extend(["--sign".into(), "--key".into(), signing.key.clone().into(), "--keyring".into()]);
+        sign_args.push(signing.keyring.clone().into());
+        if let Some(file) = &signing.passphrase_file {
+            sign_args.extend(["--passphrase-file".into(), file.clone().into_os_string()]);
+        }
+    }
+    let sign_args = &sign_args;
     let command = |dirs: Vec<&PathBuf>| {
-        xshell::cmd!(sh, "{helm} package {dirs...} --destination {dest}").env("SOURCE_DATE_EPOCH", &epoch)
+        xshell::cmd!(sh, "{helm} package {dirs...} --destination {dest} {sign_args...}")
+            .env("SOURCE_DATE_EPOCH", &epoch)
     };
     let all = process::run(command(staged.iter().map(|(_, d)| d).collect()), None)?;
     if all.success {

@@ -56,6 +56,8 @@ pub struct Opts {
     pub mirrors: Vec<String>,
     /// Print the plan (charts, versions, order) and write nothing.
     pub dry_run: bool,
+    /// Sign every archive with Helm's provenance (`helm package --sign`).
+    pub sign: Option<build::Signing>,
 }
 
 /// One chart in the JSON report.
@@ -222,7 +224,7 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
     let tools = crate::exec::tools::ensure(ctx, &[])?;
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let stager = Stager::new(ctx, &tools.helm, mirrors);
-    let built = build::package(ctx, &repo, &graph, &tools.helm, &stager, &order, &out)?;
+    let built = build::package(ctx, &repo, &graph, &stager, &order, &out, args.sign.as_ref())?;
     for item in &built {
         let name = &repo.charts[item.chart].name;
         let Some(chart_report) = report.charts.iter_mut().find(|c| &c.name == name) else { continue };
