@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, bump, cache, ci_matrix, cluster, deps, diff, explain, gitops, graph, lint, mirror, new_service, package, schema,
-    tools, verify,
+    bench, bump, cache, ci_matrix, cluster, deps, diff, explain, gitops, graph, lint, mirror, new_service, package,
+    schema, tools, verify,
 };
 use crate::core::context::{Context, Format};
 use crate::exec::process;

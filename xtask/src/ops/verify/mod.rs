@@ -408,6 +408,7 @@ fn argocd_result(steps: Vec<StepResult>) -> ChartResult {
         path: "argocd".into(),
         kind: None,
         status: Status::from_ok(steps.iter().all(|s| s.status != Status::Failed)),
+        cache: None,
         cache_key: None,
         batch: None,
         started_ms: 0,
