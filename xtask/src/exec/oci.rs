@@ -125,12 +125,14 @@ struct Answer {
 }
 
 impl Client {
-    /// A client for `reference`; `push` asks for a token that may write.
-    pub fn new(reference: Reference, plain_http: bool, push: bool) -> Client {
+    /// A client for `reference`; `push` asks for a token that may write;
+    /// `parallel` requests may share its connections at once.
+    pub fn new(reference: Reference, plain_http: bool, push: bool, parallel: usize) -> Client {
         let loopback = reference.is_loopback();
         let scheme = if plain_http || loopback { "http" } else { "https" };
         let base = format!("{scheme}://{}", reference.host);
-        let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+        let mut config =
+            ureq::Agent::config_builder().http_status_as_error(false).max_idle_connections_per_host(parallel);
         if loopback {
             config = config.proxy(None);
         }
