@@ -163,6 +163,7 @@ mod tests {
             path: format!("charts/{name}"),
             kind: None,
             status,
+            cache: None,
             cache_key: Some(format!("key-{name}")),
             batch,
             started_ms: started,
