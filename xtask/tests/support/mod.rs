@@ -370,8 +370,11 @@ pub fn synthetic_repo(dir: &Path, services: usize) -> PathBuf {
 pub fn repository_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = repo_root();
+    // `schemas/` is optional (a repository's own CRD schemas): copied when present.
     for folder in ["charts", "helm", "fixtures", "schemas", "argocd"] {
-        copy_dir(&root.join(folder), &dir.path().join(folder));
+        if root.join(folder).is_dir() {
+            copy_dir(&root.join(folder), &dir.path().join(folder));
+        }
     }
     std::fs::copy(root.join("service-matrix.yaml"), dir.path().join("service-matrix.yaml")).expect("copy the matrix");
     dir
