@@ -10,51 +10,28 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value as Json;
-use support::{describe, xtask, Mirror};
+use support::{describe, objects, Linted};
 use yaml_serde::Value;
 
 /// One lint of the whole repository, shared by every test of this file: the
 /// mirror, the work folder (staged charts, renders) and the JSON report.
-struct Linted {
-    _mirror: Mirror,
-    work: PathBuf,
-    report: Json,
-    _dir: tempfile::TempDir,
-}
-
 fn linted() -> &'static Linted {
     static LINTED: OnceLock<Linted> = OnceLock::new();
-    LINTED.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let work = dir.path().join("work");
-        let mirror = Mirror::start(&work);
-        let output = xtask()
-            .env("XTASK_WORK_DIR", &work)
-            .args(["--format", "json", "lint", "--no-cache", "--mirror", mirror.value()])
-            .output()
-            .expect("run xtask lint");
-        assert!(output.status.success(), "the repository does not lint green: {}", describe(&output));
-        let report: Json = serde_json::from_slice(&output.stdout).expect("JSON report");
-        Linted { _mirror: mirror, work, report, _dir: dir }
-    })
+    LINTED.get_or_init(|| Linted::run(&["--format", "json", "lint"], "the repository"))
 }
 
-/// Every Kubernetes object of a render, parsed.
-fn objects(text: &str) -> Vec<Value> {
-    text.split("\n---")
-        .filter_map(|doc| yaml_serde::from_str::<Value>(doc).ok())
-        .filter(|v| v.get("kind").is_some())
-        .collect()
+fn report() -> &'static Json {
+    static REPORT: OnceLock<Json> = OnceLock::new();
+    REPORT.get_or_init(|| serde_json::from_slice(&linted().stdout).expect("JSON report"))
 }
 
 fn rendered(chart: &str, env: &str, kube: &str) -> Vec<Value> {
-    let path = linted().work.join("rendered").join(kube).join(chart).join(format!("{env}.yaml"));
-    objects(&std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display())))
+    linted().rendered(kube, chart, env)
 }
 
 fn umbrella(env: &str) -> Vec<Value> {
@@ -110,7 +87,7 @@ fn main_container<'a>(workload: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn whole_repository_lints_green_through_the_mirror() {
-    let report = &linted().report;
+    let report = report();
     let charts = report["charts"].as_array().expect("charts");
     let names: BTreeSet<&str> = charts.iter().filter_map(|c| c["name"].as_str()).collect();
     let expected: BTreeSet<&str> =

@@ -15,10 +15,10 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
-use support::{describe, xtask, Mirror};
+use support::{describe, xtask, Linted};
 use yaml_serde::Value;
 
 /// The environments whose credentials must come from a secret store.
@@ -31,38 +31,13 @@ const STORED: [&str; 2] = ["staging", "prod"];
 const NEED_CREDENTIALS: [&str; 5] = ["catalogue", "user", "mongodb", "mysql", "rabbitmq"];
 
 /// One lint of the umbrella in every environment, shared by the tests.
-struct Linted {
-    mirror: Mirror,
-    work: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 fn linted() -> &'static Linted {
     static LINTED: OnceLock<Linted> = OnceLock::new();
-    LINTED.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let work = dir.path().join("work");
-        let mirror = Mirror::start(&work);
-        let output = xtask()
-            .env("XTASK_WORK_DIR", &work)
-            .args(["lint", "--chart", "robot-shop", "--no-cache", "--mirror", mirror.value()])
-            .output()
-            .expect("run xtask lint");
-        assert!(output.status.success(), "the umbrella does not lint green: {}", describe(&output));
-        Linted { mirror, work, _dir: dir }
-    })
-}
-
-fn objects(text: &str) -> Vec<Value> {
-    text.split("\n---")
-        .filter_map(|doc| yaml_serde::from_str::<Value>(doc).ok())
-        .filter(|v| v.get("kind").is_some())
-        .collect()
+    LINTED.get_or_init(|| Linted::run(&["lint", "--chart", "robot-shop"], "the umbrella"))
 }
 
 fn umbrella(env: &str) -> Vec<Value> {
-    let path = linted().work.join("rendered").join("1.37.0").join("robot-shop").join(format!("{env}.yaml"));
-    objects(&std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display())))
+    linted().rendered("1.37.0", "robot-shop", env)
 }
 
 fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {

@@ -20,41 +20,19 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use support::{describe, run_ok, xtask, Mirror};
+use support::{describe, run_ok, xtask, Linted};
 use yaml_serde::Value;
 
 const ENVS: [&str; 3] = ["dev", "staging", "prod"];
 
 /// One lint of the umbrella, shared by the tests of this file.
-struct Linted {
-    _mirror: Mirror,
-    work: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 fn linted() -> &'static Linted {
     static LINTED: OnceLock<Linted> = OnceLock::new();
-    LINTED.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let work = dir.path().join("work");
-        let mirror = Mirror::start(&work);
-        let output = xtask()
-            .env("XTASK_WORK_DIR", &work)
-            .args(["lint", "--chart", "robot-shop", "--no-cache", "--mirror", mirror.value()])
-            .output()
-            .expect("run xtask lint");
-        assert!(output.status.success(), "the umbrella does not lint green: {}", describe(&output));
-        Linted { _mirror: mirror, work, _dir: dir }
-    })
+    LINTED.get_or_init(|| Linted::run(&["lint", "--chart", "robot-shop"], "the umbrella"))
 }
 
 fn umbrella(env: &str) -> Vec<Value> {
-    let path = linted().work.join("rendered").join("1.37.0").join("robot-shop").join(format!("{env}.yaml"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    text.split("\n---")
-        .filter_map(|doc| yaml_serde::from_str::<Value>(doc).ok())
-        .filter(|v| v.get("kind").is_some())
-        .collect()
+    linted().rendered("1.37.0", "robot-shop", env)
 }
 
 fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {

@@ -303,6 +303,51 @@ impl Drop for Mirror {
     }
 }
 
+/// One `xtask ... --no-cache --mirror FROM=TO` through a loopback mirror in a
+/// temporary work folder, meant to be kept for the life of a test binary (in
+/// a `static OnceLock`) so that its tests share one run's staged charts and
+/// renders instead of each linting again. The mirror stays up with it.
+pub struct Linted {
+    pub mirror: Mirror,
+    pub work: PathBuf,
+    pub stdout: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Linted {
+    /// Runs the xtask with `args`, then `--no-cache --mirror ...`; panics
+    /// naming `what` ("the umbrella", "the repository") when it does not pass.
+    pub fn run(args: &[&str], what: &str) -> Linted {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let work = dir.path().join("work");
+        let mirror = Mirror::start(&work);
+        let output = xtask()
+            .env("XTASK_WORK_DIR", &work)
+            .args(args)
+            .args(["--no-cache", "--mirror", mirror.value()])
+            .output()
+            .expect("run xtask lint");
+        assert!(output.status.success(), "{what} does not lint green: {}", describe(&output));
+        Linted { mirror, work, stdout: output.stdout, _dir: dir }
+    }
+
+    /// Every Kubernetes object of the render of `chart` in `env` against
+    /// Kubernetes `kube` (X.Y.Z), parsed.
+    pub fn rendered(&self, kube: &str, chart: &str, env: &str) -> Vec<yaml_serde::Value> {
+        let path = self.work.join("rendered").join(kube).join(chart).join(format!("{env}.yaml"));
+        objects(&std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display())))
+    }
+}
+
+/// Every Kubernetes object (a document with a `kind`) of a multi-document
+/// YAML text, parsed.
+pub fn objects(text: &str) -> Vec<yaml_serde::Value> {
+    text.split("\n---")
+        .filter_map(|doc| yaml_serde::from_str::<yaml_serde::Value>(doc).ok())
+        .filter(|v| v.get("kind").is_some())
+        .collect()
+}
+
 /// The per-user cache the tool installs into (`$XTASK_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/robot-shop-xtask`, else `~/.cache/robot-shop-xtask`),
 /// where tests keep what they build or download once per machine too.
