@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value as Json;
-use support::{describe, objects, Linted};
+use support::{at, describe, objects, str_at, Linted};
 use yaml_serde::Value;
 
 /// One lint of the whole repository, shared by every test of this file: the
@@ -36,14 +36,6 @@ fn rendered(chart: &str, env: &str, kube: &str) -> Vec<Value> {
 
 fn umbrella(env: &str) -> Vec<Value> {
     rendered("robot-shop", env, "1.37.0")
-}
-
-fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
-    at(value, path).and_then(Value::as_str)
-}
-
-fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, key| v.get(*key))
 }
 
 fn kind_named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::OnceLock;
 
-use support::{describe, xtask, Linted};
+use support::{at, describe, seq, str_at, xtask, Linted};
 use yaml_serde::Value;
 
 /// The environments whose credentials must come from a secret store.
@@ -38,18 +38,6 @@ fn linted() -> &'static Linted {
 
 fn umbrella(env: &str) -> Vec<Value> {
     linted().rendered("1.37.0", "robot-shop", env)
-}
-
-fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, key| v.get(*key))
-}
-
-fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
-    at(value, path).and_then(Value::as_str)
-}
-
-fn seq(value: Option<&Value>) -> Vec<&Value> {
-    value.and_then(Value::as_sequence).map(|s| s.iter().collect()).unwrap_or_default()
 }
 
 fn keys(value: Option<&Value>) -> Vec<String> {

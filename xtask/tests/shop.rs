@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use support::{describe, run_ok, xtask, Linted};
+use support::{at, describe, run_ok, seq, str_at, xtask, Linted};
 use yaml_serde::Value;
 
 const ENVS: [&str; 3] = ["dev", "staging", "prod"];
@@ -33,18 +33,6 @@ fn linted() -> &'static Linted {
 
 fn umbrella(env: &str) -> Vec<Value> {
     linted().rendered("1.37.0", "robot-shop", env)
-}
-
-fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, key| v.get(*key))
-}
-
-fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
-    at(value, path).and_then(Value::as_str)
-}
-
-fn seq(value: Option<&Value>) -> Vec<&Value> {
-    value.and_then(Value::as_sequence).map(|s| s.iter().collect()).unwrap_or_default()
 }
 
 fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {

@@ -339,6 +339,21 @@ impl Linted {
     }
 }
 
+/// The value at `path` (mapping keys) in a parsed YAML document.
+pub fn at<'a>(value: &'a yaml_serde::Value, path: &[&str]) -> Option<&'a yaml_serde::Value> {
+    path.iter().try_fold(value, |v, key| v.get(*key))
+}
+
+/// The string at `path`, if it is one.
+pub fn str_at<'a>(value: &'a yaml_serde::Value, path: &[&str]) -> Option<&'a str> {
+    at(value, path).and_then(yaml_serde::Value::as_str)
+}
+
+/// The items of a sequence, none when absent or not a sequence.
+pub fn seq(value: Option<&yaml_serde::Value>) -> Vec<&yaml_serde::Value> {
+    value.and_then(yaml_serde::Value::as_sequence).map(|s| s.iter().collect()).unwrap_or_default()
+}
+
 /// Every Kubernetes object (a document with a `kind`) of a multi-document
 /// YAML text, parsed.
 pub fn objects(text: &str) -> Vec<yaml_serde::Value> {
