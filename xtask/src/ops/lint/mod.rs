@@ -372,6 +372,29 @@ fn check_all(
     epoch: Instant,
 ) -> (BTreeMap<usize, ChartResult>, BTreeSet<usize>) {
     let results_lock = std::sync::Mutex::new(results);
+    // Charts whose engine steps are done while the profile's are still being
+    // made: settled once those arrive, so that no batch (and none of its
+    // dependents) waits for the profile's checks.
+    let deferred = std::sync::Mutex::new(Vec::new());
+    let settle = |index: usize, steps: Vec<StepResult>, (batch_id, started, finished): (usize, u64, u64)| {
+        let mut results = results_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(result) = results.get_mut(&index) else { return true };
+        let failed = steps.iter().any(|s| s.status == Status::Failed);
+        if !failed {
+            if let Some(key) = &result.cache_key {
+                if let Err(err) = cache.put(key, &result.name, &steps) {
+                    eprintln!("warning: cannot store the result of {} in the cache: {err:#}", result.name);
+                }
+            }
+        }
+        result.steps.extend(steps);
+        result.status = if failed { Status::Failed } else { Status::Ok };
+        result.batch = Some(batch_id);
+        result.started_ms = started;
+        result.finished_ms = finished;
+        progress.finished(result);
+        !failed
+    };
     let never_ran = scheduler::run(
         opts.jobs(),
         if opts.no_batch { 1 } else { usize::MAX },
@@ -385,47 +408,49 @@ fn check_all(
             let steps = checker.check(batch_id, &charts);
             let finished = elapsed_ms(epoch);
             let mut all_ok = true;
-            let mut results = results_lock.lock().unwrap_or_else(|e| e.into_inner());
             for (index, chart_steps) in steps {
-                let Some(result) = results.get_mut(&index) else { continue };
-                // The profile's checks come first, in the order it makes them.
-                let chart_steps = match extra_steps.take(index) {
-                    Some(mut first) => {
-                        first.extend(chart_steps);
-                        first
+                match extra_steps.try_take(index) {
+                    // The profile's checks come first, in the order it makes them.
+                    Taken::Ready(first) => {
+                        let mut all = first.unwrap_or_default();
+                        all.extend(chart_steps);
+                        all_ok &= settle(index, all, (batch_id, started, finished));
                     }
-                    None => chart_steps,
-                };
-                let failed = chart_steps.iter().any(|s| s.status == Status::Failed);
-                if !failed {
-                    if let Some(key) = &result.cache_key {
-                        if let Err(err) = cache.put(key, &result.name, &chart_steps) {
-                            eprintln!("warning: cannot store the result of {} in the cache: {err:#}", result.name);
-                        }
+                    // --fail-fast sees a failure of the profile's checks
+                    // only once they are made, at the end.
+                    Taken::Pending => {
+                        all_ok &= chart_steps.iter().all(|s| s.status != Status::Failed);
+                        let mut deferred = deferred.lock().unwrap_or_else(|e| e.into_inner());
+                        deferred.push((index, chart_steps, (batch_id, started, finished)));
                     }
                 }
-                all_ok &= !failed;
-                result.steps.extend(chart_steps);
-                result.status = if failed { Status::Failed } else { Status::Ok };
-                result.batch = Some(batch_id);
-                result.started_ms = started;
-                result.finished_ms = finished;
-                progress.finished(result);
             }
             all_ok
         },
     );
+    for (index, chart_steps, batch) in deferred.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let mut all = extra_steps.take(index).unwrap_or_default();
+        all.extend(chart_steps);
+        settle(index, all, batch);
+    }
     (results_lock.into_inner().unwrap_or_else(|e| e.into_inner()), never_ran)
 }
 
 /// The profile's steps per chart, while they are still being made and once
-/// they are: the first batch that finishes waits for them, because a
-/// chart's verdict (and what the cache stores) needs all of its steps.
+/// they are. A chart's verdict (and what the cache stores) needs all of its
+/// steps, so a chart whose engine steps finish first is settled later
+/// ([`check_all`]); nothing in the scheduler waits for them.
 struct ExtraSteps<'scope> {
     state: std::sync::Mutex<ExtraState<'scope>>,
 }
 
 type StepsByChart = BTreeMap<usize, Vec<StepResult>>;
+
+/// What [`ExtraSteps::try_take`] found.
+enum Taken {
+    Ready(Option<Vec<StepResult>>),
+    Pending,
+}
 
 enum ExtraState<'scope> {
     Running(std::thread::ScopedJoinHandle<'scope, StepsByChart>),
@@ -436,6 +461,23 @@ impl<'scope> ExtraSteps<'scope> {
     fn start(running: Option<std::thread::ScopedJoinHandle<'scope, StepsByChart>>) -> Self {
         let state = running.map_or_else(|| ExtraState::Done(BTreeMap::new()), ExtraState::Running);
         ExtraSteps { state: std::sync::Mutex::new(state) }
+    }
+
+    /// The steps of chart `index` if they are made (`Ready(None)`: the
+    /// profile has none for it), without waiting.
+    fn try_take(&self, index: usize) -> Taken {
+        let finished = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match &*state {
+                ExtraState::Running(handle) => handle.is_finished(),
+                ExtraState::Done(_) => true,
+            }
+        };
+        if finished {
+            Taken::Ready(self.take(index))
+        } else {
+            Taken::Pending
+        }
     }
 
     /// The steps of chart `index`, waiting for them if they are not made yet.
