@@ -71,13 +71,23 @@ impl Clone {
     /// `lint --format json` with these flags; the key file, if any, as
     /// XTASK_REMOTE_CACHE_KEY.
     fn lint(&self, args: &[&str], key: Option<&Path>) -> (Value, String, Output) {
+        self.run("lint", args, key)
+    }
+
+    /// `<command> --format json` with these flags, which must pass.
+    fn run(&self, subcommand: &str, args: &[&str], key: Option<&Path>) -> (Value, String, Output) {
         let mut command = xtask();
         command.env("XTASK_WORK_DIR", &self.work).env_remove("XTASK_REMOTE_CACHE_KEY");
         if let Some(key) = key {
             command.env("XTASK_REMOTE_CACHE_KEY", key);
         }
-        let output =
-            command.arg("--root").arg(&self.root).args(["--format", "json", "lint"]).args(args).output().expect("lint");
+        let output = command
+            .arg("--root")
+            .arg(&self.root)
+            .args(["--format", "json", subcommand])
+            .args(args)
+            .output()
+            .expect(subcommand);
         assert!(output.status.success(), "{}", describe(&output));
         let json: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
         (json, String::from_utf8_lossy(&output.stderr).into_owned(), output)
@@ -156,6 +166,47 @@ fn a_second_clone_takes_every_verdict_from_the_registry_starts_nothing_and_write
         .unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     assert!(describe(&output).contains("XTASK_REMOTE_CACHE_KEY"), "{}", describe(&output));
+}
+
+/// `verify` shares its verdicts the same way: a reader starts no control
+/// plane and no tool, and a verify verdict never answers for a lint.
+#[test]
+fn verify_verdicts_are_shared_and_a_reader_starts_no_control_plane() {
+    support::cluster_tools();
+    let registry = TestRegistry::start();
+    let url = format!("oci://{}/team/verdicts", registry.host());
+    let origin = Origin::new();
+    let (key, public) = origin.keygen("ci");
+    // The library chart is verified through the charts that render it.
+    let verified = CHARTS - 1;
+
+    let writer = origin.clone("writer");
+    let (first, stderr, _) = writer.run("verify", &["--remote-cache", &url, "--remote-cache-write"], Some(&key));
+    let charts = sources(&first);
+    assert!(
+        charts.len() == verified && charts.iter().all(|(_, s, c)| s == "ok" && c.is_empty()),
+        "{charts:?}\n{stderr}"
+    );
+    assert_eq!(first["remote_cache"]["written"], verified, "{}", first["remote_cache"]);
+    let written = tags(registry.host(), "team/verdicts");
+    assert_eq!(written.len(), verified);
+
+    let reader = origin.clone("reader");
+    let trust = ["--remote-cache", url.as_str(), "--remote-cache-trust", public.as_str()];
+    let (second, stderr, _) = reader.run("verify", &trust, None);
+    let charts = sources(&second);
+    assert!(
+        charts.len() == verified && charts.iter().all(|(_, s, c)| s == "cached" && c == "remote"),
+        "{charts:?}\n{stderr}"
+    );
+    assert_eq!(second["processes"], 0, "no control plane, no helm: {stderr}");
+    assert_eq!(second["remote_cache"]["written"], 0);
+    assert_eq!(tags(registry.host(), "team/verdicts"), written, "a reader writes nothing");
+
+    // Keys of lint and verify differ: lint checks every chart itself.
+    let (linted, stderr, _) = reader.lint(&trust, None);
+    assert!(all(&linted, "ok", ""), "{:?}\n{stderr}", sources(&linted));
+    assert_eq!(linted["remote_cache"]["hits"], 0);
 }
 
 #[test]
