@@ -4,7 +4,7 @@
 //! what was published and names the chart and the reason for a tampered
 //! archive, a missing `.prov` and a signature by another key; `[trust]`
 //! makes `lint` refuse an unsigned remote dependency and accept it once it
-//! is signed.
+//! is signed, and `package --verify` follows a published umbrella into it.
 
 mod support;
 
@@ -231,6 +231,33 @@ fn lint_refuses_an_unsigned_dependency_under_trust_and_accepts_it_once_signed() 
     cosign_sign(&cosign, &format!("{}/deps/dep@{digest}", registry.host()));
     let accepted = lint();
     assert!(accepted.status.success(), "{}", describe(&accepted));
+
+    // The umbrella, signed and published elsewhere: `package --verify` follows its
+    // dependency into deps/ and checks it with the keys [trust] names there.
+    let charts_url = format!("oci://{}/charts", registry.host());
+    run_ok(
+        xtask()
+            .arg("--root")
+            .arg(&umbrella)
+            .env("XTASK_WORK_DIR", &work)
+            .env("COSIGN_PASSWORD", &cosign.password)
+            .args(["package", "--sign", "--key", "Upstream Key", "--keyring"])
+            .arg(&release.secring)
+            .args(["--publish", &charts_url, "--plain-http", "--cosign-key"])
+            .arg(&cosign.key),
+    );
+    let audit = xtask()
+        .arg("--root")
+        .arg(&umbrella)
+        .env("XTASK_WORK_DIR", &work)
+        .args(["package", "--verify", &charts_url, "--keyring"])
+        .arg(&release.pubring)
+        .output()
+        .expect("xtask package --verify");
+    assert!(audit.status.success(), "{}", describe(&audit));
+    let stdout = String::from_utf8_lossy(&audit.stdout);
+    assert!(stdout.contains("ok    umb 1.0.0: sha256:"), "{stdout}");
+    assert!(stdout.contains(&format!("ok    dep 0.1.0 (dependency of umb 1.0.0, {deps_url}): sha256:")), "{stdout}");
 
     // Remembered by content: with the registry gone a warm lint still passes.
     drop(registry);
