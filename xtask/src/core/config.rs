@@ -89,6 +89,12 @@ pub struct PackageConfig {
     pub keyring: Option<String>,
     #[serde(default)]
     pub passphrase_file: Option<String>,
+    /// Where users fetch the signing key's public half (an `https://` URL
+    /// of the armored key): written with its fingerprint into the packaged
+    /// Chart.yaml as `artifacthub.io/signKey`, which Artifact Hub refuses
+    /// without a URL.
+    #[serde(default)]
+    pub sign_key_url: Option<String>,
 }
 
 /// A path from xtask.toml that is joined onto the root: relative, without
