@@ -6,89 +6,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
+use support::keys::{lib_and_app, make_gpg_key, pull_verify};
 use support::{describe, run_ok, xtask, TestRegistry};
-
-struct Key {
-    secring: PathBuf,
-    pubring: PathBuf,
-}
-
-fn gpg(home: &Path, args: &[&str]) -> Output {
-    run_ok(Command::new("gpg").env("GNUPGHOME", home).args(["--batch", "--pinentry-mode", "loopback"]).args(args))
-}
-
-/// An RSA signing key `name` in its own GNUPGHOME under `dir`, with
-/// `passphrase` (empty: none), exported as Helm reads keys.
-fn make_key(dir: &Path, name: &str, passphrase: &str) -> Key {
-    let home = dir.join(format!("gnupg-{}", name.replace(' ', "-")));
-    std::fs::create_dir_all(&home).expect("mkdir");
-    // gpg refuses a home others can read.
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
-    let uid = format!("{name} <{}@example.invalid>", name.replace(' ', "."));
-    gpg(&home, &["--passphrase", passphrase, "--quick-gen-key", &uid, "rsa2048", "sign", "never"]);
-    let secret = gpg(&home, &["--passphrase", passphrase, "--export-secret-keys", &uid]);
-    let public = gpg(&home, &["--export", &uid]);
-    let secring = dir.join(format!("{}-secring.gpg", name.replace(' ', "-")));
-    let pubring = dir.join(format!("{}-pubring.gpg", name.replace(' ', "-")));
-    std::fs::write(&secring, secret.stdout).expect("write secring");
-    std::fs::write(&pubring, public.stdout).expect("write pubring");
-    Key { secring, pubring }
-}
-
-/// A git repository with a library chart and a chart that depends on it.
-fn fixture(dir: &Path) -> PathBuf {
-    let root = dir.join("repo");
-    let write = |rel: &str, text: &str| {
-        let path = root.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
-    write("charts/lib/Chart.yaml", "apiVersion: v2\nname: lib\nversion: 0.3.0\ntype: library\n");
-    write("charts/lib/templates/_x.tpl", "{{- define \"lib.x\" -}}x{{- end -}}\n");
-    write(
-        "charts/app/Chart.yaml",
-        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n  - name: lib\n    version: 0.3.0\n    repository: \"file://../lib\"\n",
-    );
-    write(
-        "charts/app/templates/configmap.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  x: {{ include \"lib.x\" . | quote }}\n",
-    );
-    write(".gitignore", "/target\n");
-    let git = |args: &[&str]| run_ok(Command::new("git").arg("-C").arg(&root).args(args));
-    git(&["init", "--quiet", "--initial-branch", "main"]);
-    git(&["config", "user.name", "Sign Test"]);
-    git(&["config", "user.email", "sign-test@example.invalid"]);
-    git(&["config", "commit.gpgsign", "false"]);
-    git(&["add", "--all"]);
-    git(&["commit", "--quiet", "--message", "charts"]);
-    root
-}
-
-fn pull_verify(registry: &TestRegistry, chart: &str, version: &str, pubring: &Path, dest: &Path) -> Output {
-    // `helm pull --verify` writes into the destination; it must exist.
-    std::fs::create_dir_all(dest).expect("mkdir");
-    Command::new(&support::toolset().helm)
-        .arg("pull")
-        .arg(format!("oci://{}/charts/{chart}", registry.host()))
-        .args(["--version", version, "--verify", "--plain-http", "--keyring"])
-        .arg(pubring)
-        .arg("--destination")
-        .arg(dest)
-        .output()
-        .expect("helm pull")
-}
 
 #[test]
 fn signed_charts_are_published_with_their_provenance_and_verify_only_with_the_right_key() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let release = make_key(temp.path(), "Release Key", "correct horse");
-    let stranger = make_key(temp.path(), "Stranger Key", "");
+    let release = make_gpg_key(temp.path(), "Release Key", "correct horse");
+    let stranger = make_gpg_key(temp.path(), "Stranger Key", "");
     let passphrase = temp.path().join("passphrase");
     std::fs::write(&passphrase, "correct horse\n").expect("write passphrase");
-    let root = fixture(temp.path());
+    let root = lib_and_app(temp.path());
     let registry = TestRegistry::start();
 
     let mut package = xtask();
@@ -111,9 +39,23 @@ fn signed_charts_are_published_with_their_provenance_and_verify_only_with_the_ri
     }
 
     for (chart, version) in [("lib", "0.3.0"), ("app", "1.0.0")] {
-        let good = pull_verify(&registry, chart, version, &release.pubring, &temp.path().join(format!("good-{chart}")));
+        let good = pull_verify(
+            &registry,
+            "charts",
+            chart,
+            version,
+            &release.pubring,
+            &temp.path().join(format!("good-{chart}")),
+        );
         assert!(good.status.success(), "{chart}: {}", describe(&good));
-        let bad = pull_verify(&registry, chart, version, &stranger.pubring, &temp.path().join(format!("bad-{chart}")));
+        let bad = pull_verify(
+            &registry,
+            "charts",
+            chart,
+            version,
+            &stranger.pubring,
+            &temp.path().join(format!("bad-{chart}")),
+        );
         assert!(!bad.status.success(), "{chart} verified with another key: {}", describe(&bad));
     }
 

@@ -19,8 +19,8 @@ pub struct Args {
     /// Push the archives to this OCI registry: oci://HOST/PATH.
     #[arg(long, value_name = "oci://HOST/PATH")]
     pub publish: Option<String>,
-    /// Speak plain HTTP to the registry (a local one on loopback).
-    #[arg(long, requires = "publish")]
+    /// Speak plain HTTP to the registry (one on loopback always is), with --publish or --verify.
+    #[arg(long)]
     pub plain_http: bool,
     /// Create a git tag `<chart>-<version>` at HEAD for each packaged chart.
     #[arg(long)]
@@ -36,17 +36,39 @@ pub struct Args {
     /// Name of the signing key (Helm's --key) [default: `key` of [package] in xtask.toml].
     #[arg(long, requires = "sign", value_name = "NAME")]
     pub key: Option<String>,
-    /// Secret keyring holding the key, as `gpg --export-secret-keys` writes it [default: `keyring` of [package]].
-    #[arg(long, requires = "sign", value_name = "SECRING")]
+    /// With --sign: the secret keyring holding the key, as `gpg --export-secret-keys` writes it
+    /// [default: `keyring` of [package]]; with --verify: the public keyring (`gpg --export`)
+    /// [default: `keyring` of the [trust] entry for the registry].
+    #[arg(long, value_name = "KEYRING")]
     pub keyring: Option<PathBuf>,
     /// File holding the key's passphrase (never the passphrase itself) [default: `passphrase-file` of [package]].
     #[arg(long, requires = "sign", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// With --publish: sign each pushed OCI digest with this cosign private key, offline
+    /// (password from COSIGN_PASSWORD) [default: `cosign-key` of [package]].
+    #[arg(long, requires = "publish", value_name = "FILE")]
+    pub cosign_key: Option<PathBuf>,
+    /// Check every version of every chart published at oci://HOST/PATH (and their registry
+    /// dependencies) instead of packaging: Helm provenance, and cosign signatures with
+    /// --cosign-pub; exit 1 naming each one unsigned or not verifying.
+    #[arg(long, value_name = "oci://HOST/PATH", conflicts_with_all = ["publish", "sign", "tag", "dry_run", "out"])]
+    pub verify: Option<String>,
+    /// With --verify: the cosign public key [default: `cosign-key` of the [trust] entry].
+    #[arg(long, requires = "verify", value_name = "FILE")]
+    pub cosign_pub: Option<PathBuf>,
 }
 
 impl Args {
     fn opts(self, ctx: &Context) -> Result<Opts> {
         let args = self;
+        if args.plain_http && args.publish.is_none() {
+            return crate::util::exit::usage("--plain-http needs --publish or --verify");
+        }
+        if args.keyring.is_some() && !args.sign {
+            return crate::util::exit::usage(
+                "--keyring needs --sign (a secret keyring) or --verify (a public keyring)",
+            );
+        }
         let sign = if args.sign {
             let config = &ctx.config.package;
             let key = args.key.or_else(|| config.key.clone());
@@ -61,7 +83,11 @@ impl Args {
         } else {
             None
         };
+        let cosign_key = args.cosign_key.or_else(|| {
+            args.publish.as_ref().and(ctx.config.package.cosign_key.as_ref()).map(|key| ctx.root.join(key))
+        });
         Ok(Opts {
+            cosign_key,
             sign,
             selection: args.selection.into(),
             out: args.out,
@@ -74,6 +100,16 @@ impl Args {
     }
 }
 
-pub fn run(args: Args, ctx: &Context) -> Result<()> {
+pub fn run(mut args: Args, ctx: &Context) -> Result<()> {
+    if let Some(url) = args.verify.take() {
+        let opts = crate::ops::published::Opts {
+            url,
+            keyring: args.keyring.take(),
+            cosign_pub: args.cosign_pub.take(),
+            plain_http: args.plain_http,
+            mirrors: std::mem::take(&mut args.mirrors.mirrors),
+        };
+        return crate::ops::published::run(opts, ctx);
+    }
     package::run(args.opts(ctx)?, ctx)
 }

@@ -27,6 +27,9 @@ pub struct Args {
     /// `cluster.rs`; the first build takes several CPU-minutes).
     #[arg(long)]
     pub cluster: bool,
+    /// Also find or build cosign, which signs and verifies published charts.
+    #[arg(long)]
+    pub signing: bool,
 }
 
 impl Args {
@@ -37,6 +40,7 @@ impl Args {
             registry: self.registry,
             chart_testing: self.chart_testing,
             cluster: self.cluster,
+            signing: self.signing,
         }
     }
 }

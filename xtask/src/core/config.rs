@@ -44,6 +44,51 @@ pub struct Config {
     /// The shared verdict cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Per dependency repository prefix (`oci://HOST/PATH`), the keys its
+    /// charts must be signed with; a remote dependency under a prefix is
+    /// refused unless its signatures verify (see `ops/trust.rs`).
+    #[serde(default, deserialize_with = "trust_prefixes")]
+    pub trust: BTreeMap<String, TrustKeys>,
+}
+
+/// One `[trust."oci://HOST/PATH"]` table: the public keys, as files in the
+/// repository (committed, so every clone trusts the same keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrustKeys {
+    /// A gpg public keyring (`gpg --export`): every chart needs Helm
+    /// provenance (a `.prov` layer) that verifies with it.
+    #[serde(default, deserialize_with = "optional_relative_path")]
+    pub keyring: Option<String>,
+    /// A cosign public key: every chart's OCI digest needs a cosign
+    /// signature that verifies with it.
+    #[serde(default, deserialize_with = "optional_relative_path")]
+    pub cosign_key: Option<String>,
+}
+
+/// Trust prefixes are OCI repositories naming at least one key: a table
+/// that names none would trust everything under it without saying so.
+fn trust_prefixes<'de, D: serde::Deserializer<'de>>(de: D) -> Result<BTreeMap<String, TrustKeys>, D::Error> {
+    let raw = BTreeMap::<String, TrustKeys>::deserialize(de)?;
+    let mut out = BTreeMap::new();
+    for (prefix, keys) in raw {
+        if !prefix.starts_with("oci://") || prefix.trim_end_matches('/').len() <= "oci://".len() {
+            return Err(serde::de::Error::custom(format!(
+                "[trust] {prefix:?}: expected an OCI repository prefix, e.g. \"oci://ghcr.io/acme/charts\" (only OCI registries carry the signatures checked here)"
+            )));
+        }
+        if keys.keyring.is_none() && keys.cosign_key.is_none() {
+            return Err(serde::de::Error::custom(format!(
+                "[trust] {prefix:?}: names no key: give `keyring` (a gpg public keyring) and/or `cosign-key` (a cosign public key), files in the repository"
+            )));
+        }
+        out.insert(prefix.trim_end_matches('/').to_string(), keys);
+    }
+    Ok(out)
+}
+
+fn optional_relative_path<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    relative_path(de).map(Some)
 }
 
 /// `[cache]` in xtask.toml: the remote verdict cache every clone shares.
@@ -95,6 +140,10 @@ pub struct PackageConfig {
     /// without a URL.
     #[serde(default)]
     pub sign_key_url: Option<String>,
+    /// `package --publish --cosign-key`'s key file, when not given on the
+    /// command line (its password always comes from `COSIGN_PASSWORD`).
+    #[serde(default)]
+    pub cosign_key: Option<String>,
 }
 
 /// A path from xtask.toml that is joined onto the root: relative, without
@@ -137,6 +186,7 @@ impl Default for Config {
             in_repo_dependencies: true,
             package: PackageConfig::default(),
             cache: CacheConfig::default(),
+            trust: BTreeMap::new(),
         }
     }
 }
@@ -172,6 +222,18 @@ impl Config {
             mirrors.insert(from, to);
         }
         Ok(mirrors)
+    }
+
+    /// The `[trust]` entry for a dependency repository as Chart.yaml
+    /// declares it: the longest prefix that is the repository or a parent
+    /// of it (`oci://h/a` covers `oci://h/a/b`, not `oci://h/ab`).
+    pub fn trust_for(&self, repository: &str) -> Option<(&str, &TrustKeys)> {
+        let repository = repository.trim_end_matches('/');
+        self.trust
+            .iter()
+            .filter(|(prefix, _)| repository == prefix.as_str() || repository.starts_with(&format!("{prefix}/")))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(prefix, keys)| (prefix.as_str(), keys))
     }
 
     /// Loads `<root>/xtask.toml` if it exists, else the defaults.
@@ -233,5 +295,26 @@ mod tests {
         let err = parse("[cache]\ntrusted-keys = [\"ed25519:nope\"]\n");
         assert!(err.contains("line 2") && err.contains("ed25519:nope"), "{err}");
         assert!(parse("[cache]\nremote-write = true\n").contains("unknown field"));
+    }
+
+    #[test]
+    fn trust_prefixes_name_keys_inside_the_repository() {
+        let text = "[trust.\"oci://127.0.0.1:5000/bitnamicharts\"]\nkeyring = \"keys/bitnami.gpg\"\n[trust.\"oci://127.0.0.1:5000/bitnamicharts/special/\"]\ncosign-key = \"keys/cosign.pub\"\n";
+        let config: Config = toml::from_str(text).expect("parses");
+        let (prefix, keys) = config.trust_for("oci://127.0.0.1:5000/bitnamicharts").expect("covered");
+        assert_eq!((prefix, keys.keyring.as_deref()), ("oci://127.0.0.1:5000/bitnamicharts", Some("keys/bitnami.gpg")));
+        let (prefix, _) = config.trust_for("oci://127.0.0.1:5000/bitnamicharts/special/x").expect("covered");
+        assert!(prefix.ends_with("/special"), "{prefix}");
+        assert!(config.trust_for("oci://127.0.0.1:5000/bitnamichartsx").is_none());
+        for (bad, says) in [
+            ("[trust.\"oci://h/a\"]\nkeyring = \"../outside.gpg\"\n", "inside the repository"),
+            ("[trust.\"oci://h/a\"]\ncosign-key = \"/etc/key.pub\"\n", "inside the repository"),
+            ("[trust.\"https://h/a\"]\nkeyring = \"k.gpg\"\n", "OCI repository prefix"),
+            ("[trust.\"oci://h/a\"]\n", "names no key"),
+            ("[trust.\"oci://h/a\"]\nkey = \"k\"\n", "unknown field"),
+        ] {
+            let err = parse(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

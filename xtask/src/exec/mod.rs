@@ -3,6 +3,7 @@
 //! `core` and `util`.
 
 pub mod cluster;
+pub mod cosign;
 pub mod git;
 pub mod helm;
 pub mod kubeconform;

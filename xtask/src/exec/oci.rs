@@ -33,6 +33,9 @@ pub const EMPTY_BLOB: &[u8] = b"{}";
 
 /// Largest manifest or blob read back: verdicts are a few kilobytes.
 const READ_LIMIT: u64 = 4 * 1024 * 1024;
+/// Largest blob read by [`Client::blob_up_to`]'s callers that fetch whole
+/// chart archives (Helm itself refuses charts over 20 MiB by default).
+pub const ARCHIVE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// `oci://HOST[:PORT]/PATH`, checked against the distribution spec's grammar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +65,17 @@ impl Reference {
     /// Whether the host is this machine: spoken to over plain HTTP, never
     /// through a proxy.
     pub fn is_loopback(&self) -> bool {
-        let name = match self.host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => self.host.rsplit_once(':').map_or(self.host.as_str(), |(name, _)| name),
-        };
-        name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.host)
     }
+}
+
+/// Whether `HOST[:PORT]` is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl std::fmt::Display for Reference {
@@ -129,6 +137,8 @@ struct Answer {
     location: Option<String>,
     challenge: Option<String>,
     digest: Option<String>,
+    /// `Link: <...>; rel="next"` of a paginated list.
+    next: Option<String>,
 }
 
 impl Client {
@@ -160,7 +170,7 @@ impl Client {
     /// `GET /v2/`: whether the registry answers, settling how to
     /// authenticate (a bearer token for this repository) on the way.
     pub fn ping(&self, deadline: Instant) -> Result<()> {
-        let answer = self.send("GET", &format!("{}/v2/", self.base), None, None, deadline, false)?;
+        let answer = self.send("GET", &format!("{}/v2/", self.base), None, None, deadline, false, READ_LIMIT)?;
         match answer.status {
             200..=299 => Ok(()),
             401 => {
@@ -186,7 +196,7 @@ impl Client {
     /// The manifest tagged `tag` and its digest, or `None` when there is none.
     pub fn manifest(&self, tag: &str, deadline: Instant) -> Result<Option<(Vec<u8>, String)>> {
         let url = format!("{}/v2/{}/manifests/{tag}", self.base, self.reference.repository);
-        let answer = self.send("GET", &url, None, Some(MANIFEST_TYPE), deadline, true)?;
+        let answer = self.send("GET", &url, None, Some(MANIFEST_TYPE), deadline, true, READ_LIMIT)?;
         match answer.status {
             200 => {
                 let digest = answer.digest.unwrap_or_else(|| sha256_digest(&answer.body));
@@ -197,10 +207,47 @@ impl Client {
         }
     }
 
+    /// Every tag of the repository (none when it does not exist), following
+    /// the registry's pagination.
+    pub fn tags(&self, deadline: Instant) -> Result<Vec<String>> {
+        let first = format!("{}/v2/{}/tags/list?n=1000", self.base, self.reference.repository);
+        self.list(first, "tags", deadline)
+    }
+
+    /// Every repository of the registry (`/v2/_catalog`), which hosted
+    /// registries may refuse: an error then, for the caller to fall back.
+    pub fn catalog(&self, deadline: Instant) -> Result<Vec<String>> {
+        self.list(format!("{}/v2/_catalog?n=1000", self.base), "repositories", deadline)
+    }
+
+    /// The string array `field` of a paginated JSON list, page after page.
+    fn list(&self, first: String, field: &str, deadline: Instant) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut url = Some(first);
+        while let Some(page) = url.take() {
+            let answer = self.send("GET", &page, None, None, deadline, true, READ_LIMIT)?;
+            match answer.status {
+                200 => {}
+                404 if field == "tags" => return Ok(out),
+                status => bail!("GET {} answered {status}", page.trim_start_matches(&self.base)),
+            }
+            let body: serde_json::Value = serde_json::from_slice(&answer.body)
+                .with_context(|| format!("GET {}: not a JSON list", page.trim_start_matches(&self.base)))?;
+            out.extend(body[field].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)));
+            url = answer.next.map(|next| if next.starts_with('/') { format!("{}{next}", self.base) } else { next });
+        }
+        Ok(out)
+    }
+
     /// A blob, checked against its digest.
     pub fn blob(&self, digest: &str, deadline: Instant) -> Result<Vec<u8>> {
+        self.blob_up_to(digest, READ_LIMIT, deadline)
+    }
+
+    /// [`Client::blob`] for blobs up to `limit` bytes.
+    pub fn blob_up_to(&self, digest: &str, limit: u64, deadline: Instant) -> Result<Vec<u8>> {
         let url = format!("{}/v2/{}/blobs/{digest}", self.base, self.reference.repository);
-        let answer = self.send("GET", &url, None, None, deadline, true)?;
+        let answer = self.send("GET", &url, None, None, deadline, true, limit)?;
         if answer.status != 200 {
             bail!("GET blob {digest} answered {}", answer.status);
         }
@@ -214,12 +261,27 @@ impl Client {
     pub fn push_blob(&self, bytes: &[u8], deadline: Instant) -> Result<String> {
         let digest = sha256_digest(bytes);
         let repo = &self.reference.repository;
-        let head = self.send("HEAD", &format!("{}/v2/{repo}/blobs/{digest}", self.base), None, None, deadline, true)?;
+        let head = self.send(
+            "HEAD",
+            &format!("{}/v2/{repo}/blobs/{digest}", self.base),
+            None,
+            None,
+            deadline,
+            true,
+            READ_LIMIT,
+        )?;
         if head.status == 200 {
             return Ok(digest);
         }
-        let start =
-            self.send("POST", &format!("{}/v2/{repo}/blobs/uploads/", self.base), Some(&[]), None, deadline, true)?;
+        let start = self.send(
+            "POST",
+            &format!("{}/v2/{repo}/blobs/uploads/", self.base),
+            Some(&[]),
+            None,
+            deadline,
+            true,
+            READ_LIMIT,
+        )?;
         let location = match (start.status, start.location) {
             (202, Some(location)) => location,
             (status, _) => bail!("starting an upload answered {status}"),
@@ -227,7 +289,7 @@ impl Client {
         let location = if location.starts_with('/') { format!("{}{location}", self.base) } else { location };
         let separator = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");
-        let done = self.send("PUT", &url, Some(bytes), None, deadline, true)?;
+        let done = self.send("PUT", &url, Some(bytes), None, deadline, true, READ_LIMIT)?;
         if done.status != 201 {
             bail!("uploading blob {digest} answered {}", done.status);
         }
@@ -237,14 +299,16 @@ impl Client {
     /// Tags `manifest` as `tag` (replacing whatever the tag pointed at).
     pub fn put_manifest(&self, tag: &str, manifest: &[u8], deadline: Instant) -> Result<()> {
         let url = format!("{}/v2/{}/manifests/{tag}", self.base, self.reference.repository);
-        let answer = self.send("PUT", &url, Some(manifest), Some(MANIFEST_TYPE), deadline, true)?;
+        let answer = self.send("PUT", &url, Some(manifest), Some(MANIFEST_TYPE), deadline, true, READ_LIMIT)?;
         if answer.status != 201 {
             bail!("PUT manifest {tag} answered {}: {}", answer.status, String::from_utf8_lossy(&answer.body).trim());
         }
         Ok(())
     }
 
-    /// One request, finished by `deadline` whatever the registry does.
+    /// One request, finished by `deadline` whatever the registry does,
+    /// reading at most `limit` bytes of the answer.
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
         method: &str,
@@ -253,6 +317,7 @@ impl Client {
         content_type: Option<&str>,
         deadline: Instant,
         authorized: bool,
+        limit: u64,
     ) -> Result<Answer> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -276,13 +341,14 @@ impl Client {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let (location, challenge, digest) =
             (header("Location"), header("WWW-Authenticate"), header("Docker-Content-Digest"));
+        let next = header("Link").and_then(|link| next_link(&link));
         let status = response.status().as_u16();
         let body = if method == "HEAD" {
             Vec::new()
         } else {
-            response.body_mut().with_config().limit(READ_LIMIT).read_to_vec().map_err(|err| anyhow::anyhow!("{err}"))?
+            response.body_mut().with_config().limit(limit).read_to_vec().map_err(|err| anyhow::anyhow!("{err}"))?
         };
-        Ok(Answer { status, body, location, challenge, digest })
+        Ok(Answer { status, body, location, challenge, digest, next })
     }
 
     fn run<S: ureq::AsSendBody>(
@@ -363,6 +429,15 @@ impl Client {
         let token = token["token"].as_str().or(token["access_token"].as_str()).context("no token in the answer")?;
         Ok(format!("Bearer {token}"))
     }
+}
+
+/// The URL of `<URL>; rel="next"` in a `Link` header (RFC 5988), as the
+/// distribution spec paginates lists.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
 }
 
 /// `realm="...",service="..."` as pairs.
@@ -574,5 +649,10 @@ mod tests {
         let params = challenge_params(r#"realm="https://auth.example/token",service="registry.example",scope="x""#);
         assert_eq!(params[0], ("realm".into(), "https://auth.example/token".into()));
         assert_eq!(params[1], ("service".into(), "registry.example".into()));
+        assert_eq!(
+            next_link(r#"</v2/charts/app/tags/list?last=1.0.0&n=1000>; rel="next""#).as_deref(),
+            Some("/v2/charts/app/tags/list?last=1.0.0&n=1000")
+        );
+        assert_eq!(next_link(r#"<https://x/y>; rel="prev""#), None);
     }
 }

@@ -32,6 +32,8 @@ pub struct Stager<'a> {
     mirrors: BTreeMap<String, String>,
     /// Remote archives already resolved in this run: (source, name, version) -> file.
     pulled: Mutex<BTreeMap<(String, String, String), PathBuf>>,
+    /// Checks the signatures `[trust]` asks of remote dependencies.
+    trust: crate::ops::trust::Verifier<'a>,
     /// Canonical folder -> chart name, built once per run: resolving a
     /// `file://` dependency by canonicalising every chart folder again cost
     /// one `readlink` per path component per chart per dependency, which for
@@ -50,7 +52,8 @@ pub struct Source {
 
 impl<'a> Stager<'a> {
     pub fn new(ctx: &'a Context, helm: &'a Tool, mirrors: BTreeMap<String, String>) -> Self {
-        Stager { ctx, helm, mirrors, pulled: Mutex::new(BTreeMap::new()), canonical: OnceLock::new() }
+        let trust = crate::ops::trust::Verifier::new(ctx, helm);
+        Stager { ctx, helm, mirrors, pulled: Mutex::new(BTreeMap::new()), trust, canonical: OnceLock::new() }
     }
 
     /// The helm this stager pulls with.
@@ -148,9 +151,13 @@ impl<'a> Stager<'a> {
                 } else {
                     self.fetch(chart, &dep.name, &version, repository)?
                 };
+                let source = self.source_for(repository);
                 if let Some(locking) = &locked {
-                    locking.check_archive(dep, &version, &archive, &self.source_for(repository))?;
+                    locking.check_archive(dep, &version, &archive, &source)?;
                 }
+                // The one place every remote dependency passes (lint,
+                // verify, package, diff): `[trust]` is enforced here.
+                self.trust.require(chart, dep, &version, &archive, &source.declared, &source.effective)?;
                 wanted.push((Path::new("charts").join(archive.file_name().unwrap_or_default()), archive));
             }
         }

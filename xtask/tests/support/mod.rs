@@ -5,6 +5,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod keys;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -134,7 +136,7 @@ pub fn registry_binary() -> &'static PathBuf {
 }
 
 /// The path on the `name<TAB>version<TAB>path` line of `name`.
-fn path_in(stdout: &str, name: &str) -> Option<PathBuf> {
+pub fn path_in(stdout: &str, name: &str) -> Option<PathBuf> {
     stdout
         .lines()
         .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix('\t')))

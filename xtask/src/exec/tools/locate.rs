@@ -105,18 +105,23 @@ fn shown_version(reported: &str) -> String {
 /// Runs `<binary> <version-args>` and returns the normalised version
 /// (empty when the binary fails or prints nothing).
 pub fn probe(pin: &ToolPin, binary: &Path) -> Result<String> {
-    probe_with(&pin.name, &pin.version_args, binary)
+    probe_line(&pin.name, &pin.version_args, pin.version_line.as_deref(), binary)
 }
 
 /// [`probe`] for tools that are not a [`ToolPin`] (the control plane's).
 pub fn probe_with(name: &str, args: &[String], binary: &Path) -> Result<String> {
+    probe_line(name, args, None, binary)
+}
+
+/// [`probe_with`], reading the version from the line that starts with `line`.
+fn probe_line(name: &str, args: &[String], line: Option<&str>, binary: &Path) -> Result<String> {
     let sh = xshell::Shell::new().context("cannot set up a shell for the version check")?;
     let finished = crate::exec::process::run(xshell::cmd!(sh, "{binary} {args...}"), None)
         .with_context(|| format!("{name}: cannot run {} to check its version", binary.display()))?;
     if !finished.success {
         return Ok(String::new());
     }
-    Ok(ToolPin::reported_version(&finished.stdout))
+    Ok(ToolPin::version_in(&finished.stdout, line))
 }
 
 /// The remembered version probes, `<cache>/tools/probes.json`.
@@ -157,11 +162,15 @@ impl Probes {
     /// The version `binary` reports, from the record when the binary is
     /// unchanged, else by running it.
     pub fn version(&mut self, pin: &ToolPin, binary: &Path) -> Result<String> {
-        self.version_with(&pin.name, &pin.version_args, binary)
+        self.probed(&pin.name, &pin.version_args, pin.version_line.as_deref(), binary)
     }
 
     /// [`Probes::version`] for tools that are not a [`ToolPin`].
     pub fn version_with(&mut self, name: &str, args: &[String], binary: &Path) -> Result<String> {
+        self.probed(name, args, None, binary)
+    }
+
+    fn probed(&mut self, name: &str, args: &[String], line: Option<&str>, binary: &Path) -> Result<String> {
         let key = binary.to_string_lossy().into_owned();
         let stamp = stamp(binary);
         if let (Some((size, mtime_ns)), Some(entry)) = (stamp, self.entries.get(&key)) {
@@ -169,7 +178,7 @@ impl Probes {
                 return Ok(entry.version.clone());
             }
         }
-        let version = probe_with(name, args, binary)?;
+        let version = probe_line(name, args, line, binary)?;
         if let Some((size, mtime_ns)) = stamp {
             self.entries.insert(key, ProbeEntry { size, mtime_ns, version: version.clone() });
             self.changed = true;

@@ -1,7 +1,8 @@
 //! Finding, checking and installing the external tools: helm, kubeconform,
 //! the CNCF distribution registry (tests and mirrors), the offline
 //! Kubernetes JSON schemas for kubeconform, and the control plane's
-//! kube-apiserver and etcd, the pinned upstream CRDs and their schemas; and
+//! kube-apiserver and etcd, the pinned upstream CRDs and their schemas,
+//! cosign (signing and verifying published charts); and
 //! `cargo xtask tools`, which prints what was found.
 //!
 //! The map: `pins.toml` holds every version (read by `pins.rs`);
@@ -77,6 +78,8 @@ pub struct Opts {
     /// Also find or build the control plane: kube-apiserver and etcd (see
     /// `cluster.rs`; the first build takes several CPU-minutes).
     pub cluster: bool,
+    /// Also find or build cosign (`package --cosign-key`, `--verify`, `[trust]`).
+    pub signing: bool,
 }
 
 /// What `cargo xtask tools` can resolve.
@@ -89,6 +92,8 @@ pub enum Part {
     /// The pinned CRD files themselves, which `verify` installs.
     Crds,
     Registry,
+    /// Signs and verifies the published charts' OCI digests (also `--signing`).
+    Cosign,
 }
 
 /// The `--format json` document: the parts that were asked for.
@@ -104,6 +109,8 @@ struct Report {
     crds: Option<crds::Crds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     registry: Option<Tool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cosign: Option<Tool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     chart_testing: Option<chart_testing::ChartTestingTools>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,11 +136,21 @@ pub fn ensure(ctx: &Context, kube_versions: &[String]) -> Result<Toolset> {
 
 /// Finds or builds the CNCF distribution registry at its pinned version.
 pub fn ensure_registry(ctx: &Context) -> Result<Tool> {
+    ensure_one(ctx, |pins| &pins.registry)
+}
+
+/// Finds or builds cosign at its pinned version.
+pub fn ensure_cosign(ctx: &Context) -> Result<Tool> {
+    ensure_one(ctx, |pins| &pins.cosign)
+}
+
+/// One pinned binary tool, found or installed.
+fn ensure_one(ctx: &Context, pick: fn(&pins::Pins) -> &pins::ToolPin) -> Result<Tool> {
     let pins = pins::load()?;
     let mut probes = locate::Probes::load(ctx);
-    let registry = resolve(ctx, &pins.registry, &mut probes);
+    let tool = resolve(ctx, pick(&pins), &mut probes);
     probes.save();
-    registry.map_err(environment_marked)
+    tool.map_err(environment_marked)
 }
 
 /// The pinned kube-apiserver version, read without starting anything: what
@@ -160,8 +177,9 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
         schemas::check_kube_version(version)?;
     }
     let wanted = |part: Part| {
-        let listed = if args.only.is_empty() { part != Part::Registry } else { args.only.contains(&part) };
-        listed || (part == Part::Registry && args.registry)
+        let extra = matches!(part, Part::Registry | Part::Cosign);
+        let listed = if args.only.is_empty() { !extra } else { args.only.contains(&part) };
+        listed || (part == Part::Registry && args.registry) || (part == Part::Cosign && args.signing)
     };
 
     let pins = pins::load()?;
@@ -178,6 +196,7 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
             helm: tool(Part::Helm, &pins.helm)?,
             kubeconform: tool(Part::Kubeconform, &pins.kubeconform)?,
             registry: tool(Part::Registry, &pins.registry)?,
+            cosign: tool(Part::Cosign, &pins.cosign)?,
             schemas: if wanted(Part::Schemas) { Some(schemas::ensure(ctx, &pins, &kube_versions)?) } else { None },
             crds: if wanted(Part::Crds) { Some(crds::ensure(ctx, &pins.crds)?) } else { None },
             chart_testing: if args.chart_testing { Some(chart_testing::ensure_all(ctx)?) } else { None },
@@ -222,7 +241,7 @@ fn lines(report: &Report) -> String {
     if let Some(crds) = &report.crds {
         out.push_str(&crds::lines(crds));
     }
-    if let Some(tool) = &report.registry {
+    for tool in [&report.registry, &report.cosign].into_iter().flatten() {
         out.push_str(&format!("{}\t{}\t{}\n", tool.name, tool.version, tool.path.display()));
     }
     out

@@ -14,6 +14,7 @@ pub struct Pins {
     pub helm: ToolPin,
     pub kubeconform: ToolPin,
     pub registry: ToolPin,
+    pub cosign: ToolPin,
     pub kubernetes_validate: PackagePin,
     /// chart-testing and its helpers (see `chart_testing.rs`).
     pub ct: super::chart_testing::GoBuildPin,
@@ -39,6 +40,10 @@ pub struct ToolPin {
     pub env: String,
     /// Arguments that make the binary print its version.
     pub version_args: Vec<String>,
+    /// The start of the output line that holds the version, when it is not
+    /// the first line (cosign prints a banner first).
+    #[serde(default)]
+    pub version_line: Option<String>,
     pub go_module: String,
     /// Template: `{version}`.
     go_ldflags: String,
@@ -71,6 +76,7 @@ pub fn load() -> Result<Pins> {
     pins.helm.name = "helm".into();
     pins.kubeconform.name = "kubeconform".into();
     pins.registry.name = "registry".into();
+    pins.cosign.name = "cosign".into();
     for (name, pin) in &mut pins.crds {
         pin.name = name.clone();
     }
@@ -93,6 +99,19 @@ impl ToolPin {
     /// how to install the tool themselves.
     pub fn go_install_line(&self) -> String {
         format!("go install -trimpath -ldflags '{}' {}", self.go_ldflags(), self.go_spec())
+    }
+
+    /// The version in a binary's output: on the line that starts with
+    /// `line` when given, else on the first line (see [`Self::reported_version`]).
+    pub fn version_in(output: &str, line: Option<&str>) -> String {
+        match line {
+            Some(prefix) => output
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix(prefix))
+                .map_or_else(String::new, Self::reported_version),
+            None => Self::reported_version(output),
+        }
     }
 
     /// The version a binary reported, reduced to `X.Y.Z` when it is one:
@@ -145,6 +164,8 @@ mod tests {
         assert_eq!(pins.helm.go_ldflags(), "-X helm.sh/helm/v4/internal/version.version=v4.3.1");
         assert_eq!(pins.kubeconform.go_spec(), "github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0");
         assert!(pins.registry.release.is_none());
+        assert_eq!(pins.cosign.go_spec(), "github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3");
+        assert_eq!(pins.cosign.version_line.as_deref(), Some("GitVersion:"));
     }
 
     #[test]
@@ -157,5 +178,8 @@ mod tests {
             "3.1.2"
         );
         assert_eq!(ToolPin::reported_version(""), "");
+        let cosign = "  ______  \n / ____/\ncosign: A tool for Container Signing\n\nGitVersion:    v3.1.3\nGitCommit:     unknown\n";
+        assert_eq!(ToolPin::version_in(cosign, Some("GitVersion:")), "3.1.3");
+        assert_eq!(ToolPin::version_in("GitCommit: x\n", Some("GitVersion:")), "");
     }
 }

@@ -60,6 +60,8 @@ pub struct Opts {
     pub dry_run: bool,
     /// Sign every archive with Helm's provenance (`helm package --sign`).
     pub sign: Option<build::Signing>,
+    /// With `--publish`: sign each pushed digest with this cosign key.
+    pub cosign_key: Option<PathBuf>,
 }
 
 /// One chart in the JSON report.
@@ -224,6 +226,7 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
     }
 
     let tools = crate::exec::tools::ensure(ctx, &[])?;
+    let cosign = args.cosign_key.as_deref().map(|key| publish::Cosign::prepare(ctx, key)).transpose()?;
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let stager = Stager::new(ctx, &tools.helm, mirrors);
     let annotator = annotations::Annotator::new(ctx, &git, &tools.helm, args.sign.as_ref())?;
@@ -257,7 +260,7 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
     report.index = Some(merged);
 
     if let Some(url) = &publish_url {
-        let published = publish::publish(&repo, &tools.helm, &built, url, args.plain_http, &say)?;
+        let published = publish::publish(&repo, &tools.helm, &built, url, args.plain_http, cosign.as_ref(), &say)?;
         let pushed = published.iter().filter(|p| p.action == "pushed").count();
         say(&format!("publish   {url}: {pushed} pushed, {} skipped", published.len() - pushed));
         report.published = Some(published);

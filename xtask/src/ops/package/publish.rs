@@ -7,6 +7,12 @@
 //! absent ones are pushed in topological order, so a registry never holds a
 //! chart whose repository dependency is missing. Credentials are Helm's own
 //! (`helm registry login`, Helm's registry config file), never handled here.
+//!
+//! With a cosign key, each chart is signed by its manifest digest right
+//! after its push, before the next chart is pushed; the key is loaded (its
+//! password checked) before anything is pushed, and a version already in
+//! the registry is signed when it carries no signature by this key yet, so
+//! running the same command again finishes a run that stopped half-way.
 
 use anyhow::{Context as _, Result};
 
@@ -47,6 +53,40 @@ pub fn check_url(url: &str) -> Result<String> {
     }
 }
 
+/// cosign signing of the pushed digests (`--cosign-key`).
+pub struct Cosign {
+    tool: Tool,
+    key: std::path::PathBuf,
+    /// The key's public half, derived from it, for checking what is already signed.
+    public: tempfile::NamedTempFile,
+}
+
+impl Cosign {
+    /// Installs cosign if needed and loads the key (with `COSIGN_PASSWORD`):
+    /// a wrong password fails here, before anything is packaged or pushed.
+    pub fn prepare(ctx: &crate::core::context::Context, key: &std::path::Path) -> Result<Cosign> {
+        if !key.is_file() {
+            return crate::util::exit::usage(format!("--cosign-key {}: no such file", key.display()));
+        }
+        let tool = crate::exec::tools::ensure_cosign(ctx)?;
+        let pem = crate::exec::cosign::public_key(&tool, key)?;
+        let mut public = tempfile::NamedTempFile::new().context("cannot create a file for the cosign public key")?;
+        std::io::Write::write_all(&mut public, pem.as_bytes())?;
+        Ok(Cosign { tool, key: key.to_path_buf(), public })
+    }
+
+    /// Signs `name@digest` in `url` unless (`check`) a signature by this key is there.
+    fn sign(&self, url: &str, name: &str, digest: Option<&str>, plain_http: bool, check: bool) -> Result<bool> {
+        let digest = digest.with_context(|| format!("{name}: helm printed no digest, so there is nothing to sign"))?;
+        let reference = crate::exec::cosign::by_digest(url, name, digest);
+        if check && crate::exec::cosign::verify(&self.tool, self.public.path(), &reference, plain_http)?.is_ok() {
+            return Ok(false);
+        }
+        crate::exec::cosign::sign(&self.tool, &self.key, &reference, plain_http)?;
+        Ok(true)
+    }
+}
+
 enum Found {
     Absent,
     Same { manifest_digest: Option<String>, note: Option<String> },
@@ -60,6 +100,7 @@ pub fn publish(
     built: &[Built],
     url: &str,
     plain_http: bool,
+    cosign: Option<&Cosign>,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<Published>> {
     let scratch = tempfile::tempdir().context("cannot create a scratch folder for registry look-ups")?;
@@ -96,6 +137,14 @@ pub fn publish(
         match found {
             Found::Same { manifest_digest, note } => {
                 progress(&format!("skip {} {version}: {reference} already holds it", chart.name));
+                if let Some(cosign) = cosign {
+                    if cosign.sign(url, &chart.name, manifest_digest.as_deref(), plain_http, true)? {
+                        progress(&format!(
+                            "signed {} {version} with cosign (it had no signature by this key)",
+                            chart.name
+                        ));
+                    }
+                }
                 done.push(Published {
                     chart: chart.name.clone(),
                     version,
@@ -106,14 +155,18 @@ pub fn publish(
                 });
             }
             Found::Absent => {
-                let manifest_digest = push(helm, url, plain_http, item).map_err(|err| {
+                let signed = |digest: Option<String>| match cosign {
+                    Some(cosign) => cosign.sign(url, &chart.name, digest.as_deref(), plain_http, false).map(|_| digest),
+                    None => Ok(digest),
+                };
+                let manifest_digest = push(helm, url, plain_http, item).and_then(signed).map_err(|err| {
                     let pushed: Vec<String> = done
                         .iter()
                         .filter(|p| p.action == "pushed")
                         .map(|p| format!("{} {}", p.chart, p.version))
                         .collect();
                     err.context(format!(
-                        "{}: push to {url} failed{}; run the same command again: versions already there are skipped",
+                        "{}: push to {url} failed{}; run the same command again: versions already there are skipped (and signed if they are not)",
                         chart.name,
                         if pushed.is_empty() {
                             String::new()
