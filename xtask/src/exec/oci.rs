@@ -122,6 +122,8 @@ struct Answer {
     location: Option<String>,
     challenge: Option<String>,
     digest: Option<String>,
+    /// The next page of a list: the `Link: <URL>; rel="next"` target.
+    next: Option<String>,
 }
 
 impl Client {
@@ -171,6 +173,34 @@ impl Client {
             }
             404 => Ok(None),
             status => bail!("GET manifest {tag} answered {status}"),
+        }
+    }
+
+    /// Every tag of the repository (`GET /v2/NAME/tags/list`, following
+    /// the `Link` pages the registry hands out); none when it has no such
+    /// repository.
+    pub fn tags(&self, deadline: Instant) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut url = format!("{}/v2/{}/tags/list", self.base, self.reference.repository);
+        let mut tags = Vec::new();
+        loop {
+            let answer = self.send("GET", &url, None, None, deadline, true)?;
+            match answer.status {
+                200 => {}
+                404 => return Ok(tags),
+                status => bail!("GET tags of {} answered {status}", self.reference),
+            }
+            let list: List = serde_json::from_slice(&answer.body)
+                .with_context(|| format!("the tag list of {} is not JSON", self.reference))?;
+            tags.extend(list.tags.unwrap_or_default());
+            match answer.next.filter(|next| next.starts_with('/')) {
+                Some(next) => url = format!("{}{next}", self.base),
+                None => return Ok(tags),
+            }
         }
     }
 
@@ -253,13 +283,18 @@ impl Client {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let (location, challenge, digest) =
             (header("Location"), header("WWW-Authenticate"), header("Docker-Content-Digest"));
+        let next = header("Link").and_then(|link| {
+            let (target, rel) = link.split_once(';')?;
+            rel.contains("rel=\"next\"")
+                .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        });
         let status = response.status().as_u16();
         let body = if method == "HEAD" {
             Vec::new()
         } else {
             response.body_mut().with_config().limit(READ_LIMIT).read_to_vec().map_err(|err| anyhow::anyhow!("{err}"))?
         };
-        Ok(Answer { status, body, location, challenge, digest })
+        Ok(Answer { status, body, location, challenge, digest, next })
     }
 
     fn run<S: ureq::AsSendBody>(
