@@ -20,6 +20,10 @@ static STARTED: AtomicUsize = AtomicUsize::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 static DEFERRING: AtomicUsize = AtomicUsize::new(0);
+/// Folders the interrupt handler removes once the children are gone.
+static CLEANUP: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+/// How long the handler waits for stopped children before removing folders.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 /// The result of one finished child process.
 #[derive(Debug, Clone)]
@@ -78,6 +82,20 @@ pub fn install_interrupt_handler() {
             }
         }
         eprintln!("interrupted: stopped {} running tool process(es)", RUNNING.lock().map(|r| r.len()).unwrap_or(0));
+        let folders: Vec<std::path::PathBuf> = CLEANUP.lock().map(|c| c.clone()).unwrap_or_default();
+        if !folders.is_empty() {
+            // A server writes its data folder until it has exited; exiting
+            // from here runs no destructor, so its owner cannot.
+            let deadline = Instant::now() + INTERRUPT_GRACE;
+            while RUNNING.lock().is_ok_and(|r| r.iter().any(|&pid| start_time(pid).is_some()))
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for folder in folders {
+                let _ = std::fs::remove_dir_all(folder);
+            }
+        }
         std::process::exit(130);
     });
 }
@@ -167,6 +185,30 @@ pub fn track(pid: u32) -> Tracked {
         running.insert(pid);
     }
     Tracked(pid)
+}
+
+/// Has the Ctrl-C / SIGTERM handler remove `folder` (after stopping the
+/// children) while the returned guard lives: for what a `Drop` would
+/// remove, since the handler exits without running destructors (a control
+/// plane's data, certificates and kubeconfig).
+pub fn remove_on_interrupt(folder: &std::path::Path) -> RemovedOnInterrupt {
+    if let Ok(mut cleanup) = CLEANUP.lock() {
+        cleanup.push(folder.to_path_buf());
+    }
+    RemovedOnInterrupt(folder.to_path_buf())
+}
+
+/// Returned by [`remove_on_interrupt`]; forgets the folder when dropped.
+pub struct RemovedOnInterrupt(std::path::PathBuf);
+
+impl Drop for RemovedOnInterrupt {
+    fn drop(&mut self) {
+        if let Ok(mut cleanup) = CLEANUP.lock() {
+            if let Some(at) = cleanup.iter().position(|f| *f == self.0) {
+                cleanup.remove(at);
+            }
+        }
+    }
 }
 
 /// Returned by [`track`]; unregisters the child when dropped.

@@ -33,6 +33,7 @@ pub fn xtask() -> Command {
         "XTASK_ETCD",
         "XTASK_CLUSTER_ETCD_PORT",
         "XTASK_CLUSTER_APISERVER_ARGS",
+        "XTASK_VERIFY_PAUSE_BEFORE_UPGRADE",
     ] {
         command.env_remove(var);
     }
