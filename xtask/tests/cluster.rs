@@ -1,8 +1,9 @@
 //! `cargo xtask cluster`: a real etcd and kube-apiserver (built by `tools
 //! --cluster`, never skipped) on loopback, driven with the real helm and
 //! plain HTTPS: a chart installs, Pod Security refuses a privileged Pod,
-//! and stopping (`cluster stop`, or closing `serve`'s stdin) or a failed
-//! start leaves no process, no kubeconfig and no data folder behind.
+//! and stopping (`cluster stop`, closing `serve`'s stdin, Ctrl-C on `serve`
+//! or on `verify`) or a failed start leaves no process, no kubeconfig and
+//! no data folder behind.
 
 mod support;
 
@@ -360,4 +361,55 @@ fn a_failed_start_leaves_no_process_and_no_kubeconfig() {
             &["etcd exited before it was ready", "address already in use"],
         );
     }
+}
+
+/// Sends SIGINT (Ctrl-C) to a child process.
+fn interrupt(child: &Child) {
+    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+}
+
+/// Waits until a kube-apiserver runs whose command line names `work`.
+fn wait_for_apiserver(work: &Path, child: &mut Child) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while !processes_in(work).iter().any(|p| p.contains("kube-apiserver")) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("exited ({status}) before its kube-apiserver started");
+        }
+        assert!(std::time::Instant::now() < deadline, "no kube-apiserver after 180 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Ctrl-C on `cluster serve` once it is ready, and on `verify` while its
+/// own control plane is up: both exit, and neither leaves etcd,
+/// kube-apiserver, a kubeconfig or a data folder behind.
+#[test]
+fn ctrl_c_on_serve_and_on_verify_leaves_no_process_and_no_kubeconfig() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut serve = Serve::start(work.path());
+    let (kubeconfig, pids) = (serve.kubeconfig(), serve.pids());
+    let child = serve.child.take().expect("running");
+    interrupt(&child);
+    let output = child.wait_with_output().expect("wait for serve");
+    // Ctrl-C is serve's ordinary way to stop, as closing stdin is.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cluster: stopped"), "{}", describe(&output));
+    assert_gone(&pids, work.path());
+    assert!(!kubeconfig.exists(), "the kubeconfig is left");
+    assert_no_files(work.path());
+
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut child = xtask()
+        .env("XTASK_WORK_DIR", work.path())
+        .args(["verify", "--no-cache", "--chart", "cart"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start `xtask verify`");
+    wait_for_apiserver(work.path(), &mut child);
+    interrupt(&child);
+    let output = child.wait_with_output().expect("wait for verify");
+    assert!(!output.status.success(), "verify ignored Ctrl-C: {}", describe(&output));
+    assert_gone(&[], work.path());
+    assert_no_files(work.path());
 }

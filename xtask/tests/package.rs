@@ -511,3 +511,106 @@ fn archive_files(bytes: &[u8]) -> BTreeSet<String> {
         .map(|e| e.expect("entry").path().expect("path").to_string_lossy().into_owned())
         .collect()
 }
+
+/// A file inside a .tgz, as text.
+fn archive_file(path: &Path, inner: &str) -> String {
+    use std::io::Read;
+    let bytes = std::fs::read(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    for entry in archive.entries().expect("tar entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_string_lossy() == inner {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).expect("UTF-8");
+            return text;
+        }
+    }
+    panic!("{inner} is not in {}", path.display())
+}
+
+/// An annotation of a packaged Chart.yaml, itself YAML, parsed.
+fn annotation(chart_yaml: &str, key: &str) -> Option<Value> {
+    let chart: Value = yaml_serde::from_str(chart_yaml).expect("Chart.yaml parses");
+    let text = chart["annotations"][key].as_str()?;
+    Some(yaml_serde::from_str(text).unwrap_or_else(|err| panic!("{key} is not YAML ({err}):\n{text}")))
+}
+
+/// Two string fields of every entry of a list.
+fn pairs(list: &Value, first: &str, second: &str) -> Vec<(String, String)> {
+    let field =
+        |entry: &Value, key: &str| entry[key].as_str().unwrap_or_else(|| panic!("no {key}: {entry}")).to_string();
+    list.as_array().expect("a list").iter().map(|entry| (field(entry, first), field(entry, second))).collect()
+}
+
+#[test]
+fn artifact_hub_annotations_follow_the_render_and_the_commits_since_the_last_release() {
+    let repo = Repo::new();
+    // cart 1.0.0 was released from main; the chart carries annotations of its own.
+    repo.git(&["tag", "cart-1.0.0"]);
+    repo.git(&["tag", "cart-0.9.0", "HEAD"]);
+    repo.append(
+        "charts/cart/Chart.yaml",
+        "annotations:\n  artifacthub.io/license: Apache-2.0\n  artifacthub.io/changes: |\n    - kind: added\n      description: written by hand\n",
+    );
+    repo.commit("feat(cart): an Artifact Hub license");
+    let values = repo.read("charts/cart/values.yaml").replace("tag: \"2.1.0\"", "tag: \"2.1.1\"");
+    repo.write("charts/cart/values.yaml", &values);
+    repo.commit("fix: cart runs the 2.1.1 image");
+    repo.append("charts/web/values.yaml", "# tuned\n");
+    repo.commit("feat(web): not cart's");
+    repo.append("README.md", "more words\n");
+    repo.commit("docs: outside every chart");
+    repo.append("charts/cart/values.yaml", "# a note\n");
+    repo.commit("Plain subject: no prefix");
+    repo.json(&["bump", "--chart", "cart"]);
+    repo.commit("chore(release)!: cart 1.0.1");
+    let in_git = repo.chart_files();
+
+    let report = repo.json(&["package", "--chart", "cart", "--chart", "common"]);
+    let cart_archive = repo.out().join("cart-1.0.1.tgz");
+    let packaged = archive_file(&cart_archive, "cart/Chart.yaml");
+
+    let images = annotation(&packaged, "artifacthub.io/images").expect("images");
+    let images: BTreeSet<(String, String)> = pairs(&images, "name", "image").into_iter().collect();
+    assert!(images.contains(&("cart".into(), "robotshop/rs-cart:2.1.1".into())), "the render's image: {images:?}");
+    assert!(images.iter().any(|(_, image)| image.starts_with("busybox:")), "init containers too: {images:?}");
+    assert!(!images.iter().any(|(_, image)| image.ends_with(":2.1.0")), "{images:?}");
+
+    let changes = pairs(&annotation(&packaged, "artifacthub.io/changes").expect("changes"), "kind", "description");
+    let expected = [
+        ("changed", "cart 1.0.1 (breaking change)"),
+        ("changed", "Plain subject: no prefix"),
+        ("fixed", "cart runs the 2.1.1 image"),
+        ("added", "an Artifact Hub license"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(k, d)| (k.to_string(), d.to_string())).collect();
+    assert_eq!(changes, expected, "cart's commits since cart-1.0.0, newest first, and nothing else");
+    let chart: Value = yaml_serde::from_str(&packaged).unwrap();
+    assert_eq!(chart["annotations"]["artifacthub.io/license"], "Apache-2.0", "the chart's own annotations stay");
+    assert!(chart["annotations"].get("artifacthub.io/signKey").is_none(), "not signed: no signKey");
+
+    // The library renders nothing and was never released: its whole history.
+    let common = archive_file(&repo.out().join("common-1.0.0.tgz"), "common/Chart.yaml");
+    assert_eq!(annotation(&common, "artifacthub.io/images"), None, "{common}");
+    let history = annotation(&common, "artifacthub.io/changes").expect("changes");
+    assert_eq!(history, serde_json::json!([{"kind": "changed", "description": "charts at their released versions"}]));
+
+    // Git is untouched, and the same input packs to the same bytes, before
+    // and after the release is tagged (the tag ends the range).
+    assert_eq!(repo.chart_files(), in_git, "Chart.yaml in git is unchanged");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "", "git status stays clean");
+    let digest = |report: &Value| {
+        let cart = report["charts"].as_array().unwrap().iter().find(|c| c["name"] == "cart").unwrap().clone();
+        cart["digest"].as_str().expect("digest").to_string()
+    };
+    let second = repo.path().join("target/second");
+    let again = repo.json(&["package", "--chart", "cart", "--out", second.to_str().unwrap(), "--tag"]);
+    assert_eq!(digest(&again), digest(&report), "same input, same bytes");
+    // A commit in cart's folder after the tag that packs nothing new (the
+    // chart's .helmignore leaves `*.tmp` out) is not part of 1.0.1.
+    repo.write("charts/cart/notes.tmp", "after the release\n");
+    repo.commit("feat(cart): not in 1.0.1");
+    let third = repo.path().join("target/third");
+    let tagged = repo.json(&["package", "--chart", "cart", "--out", third.to_str().unwrap()]);
+    assert_eq!(digest(&tagged), digest(&report), "packaging the tagged release again gives the same archive");
+}

@@ -313,3 +313,147 @@ fn a_stopped_or_silent_registry_costs_a_warning_and_about_a_second() {
         assert!(warnings[0].contains(&url) && warnings[0].contains("checking without it"), "{}", warnings[0]);
     }
 }
+
+/// The registry's one login, as an htpasswd line: bcrypt (cost 4, the
+/// registry reads no other form) of `HELPER_SECRET`, made with
+/// `python3 -c "import crypt; print(crypt.crypt('helper-s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"`.
+const HTPASSWD: &str = "xtask-ci:$2b$04$fl7BDSzOasBaJcx/TSlK..ID/7Y6C3CqkLy9O/G9hPRFlSoYiJilu";
+const HELPER_SECRET: &str = "helper-s3cret";
+
+/// A folder of credential helpers, real executables speaking docker's
+/// protocol (`get`, the registry on stdin, JSON out), each noting the
+/// registry it was asked about in `<name>.asked`.
+struct Helpers {
+    dir: tempfile::TempDir,
+}
+
+impl Helpers {
+    fn new(host: &str) -> Helpers {
+        let helpers = Helpers { dir: tempfile::tempdir().expect("temp dir") };
+        let answer = |user: &str, secret: &str| {
+            format!(
+                "if [ \"$server\" = \"{host}\" ]; then printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{secret}\"}}' \"$server\"; else echo 'credentials not found in native keychain'; exit 1; fi"
+            )
+        };
+        helpers.add("team", &answer("xtask-ci", HELPER_SECRET));
+        helpers.add("stale", &answer("xtask-ci", "an-old-s3cret"));
+        // Hangs, with a child of its own: both must be stopped.
+        helpers.add("stuck", "sleep 30 & echo $! > \"$0.child\"; wait");
+        helpers
+    }
+
+    fn add(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(format!("docker-credential-{name}"));
+        let script = format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || {{ echo \"unsupported: $1\" >&2; exit 2; }}\nserver=$(cat)\nprintf '%s' \"$server\" > \"$0.asked\"\n{body}\n"
+        );
+        std::fs::write(&path, script).expect("write helper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod helper");
+    }
+
+    fn asked(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join(format!("docker-credential-{name}.asked"))).ok()
+    }
+
+    /// Helm's registry config with `config` as its JSON.
+    fn config(&self, name: &str, config: Value) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, config.to_string()).expect("write registry config");
+        path
+    }
+
+    /// `lint --format json` of `clone` with this folder first on PATH and
+    /// `config` as Helm's registry config.
+    fn lint(&self, clone: &Clone, config: &Path, args: &[&str], key: Option<&Path>) -> (Value, String) {
+        let path = format!("{}:{}", self.dir.path().display(), std::env::var("PATH").unwrap_or_default());
+        let mut command = xtask();
+        command.env("XTASK_WORK_DIR", &clone.work).env("PATH", path).env("HELM_REGISTRY_CONFIG", config);
+        command.env_remove("XTASK_REMOTE_CACHE_KEY");
+        if let Some(key) = key {
+            command.env("XTASK_REMOTE_CACHE_KEY", key);
+        }
+        let output = command.arg("--root").arg(&clone.root).args(["--format", "json", "lint"]).args(args).output();
+        let output = output.expect("lint");
+        assert!(output.status.success(), "{}", describe(&output));
+        let json: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+        (json, String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[test]
+fn credentials_come_from_docker_credential_helpers_and_a_stuck_or_wrong_one_costs_a_warning() {
+    use base64::Engine as _;
+    let registry = TestRegistry::start_with_htpasswd(HTPASSWD);
+    let host = registry.host().to_string();
+    let url = format!("oci://{host}/verdicts");
+    let origin = Origin::new();
+    let (key, public) = origin.keygen("ci");
+    let helpers = Helpers::new(&host);
+    let trust = ["--remote-cache", url.as_str(), "--remote-cache-trust", public.as_str()];
+
+    // `credHelpers` names the registry's own helper (over a store that has nothing).
+    let own = helpers.config("own", serde_json::json!({"credsStore": "stale", "credHelpers": {host.clone(): "team"}}));
+    let (written, stderr) =
+        helpers.lint(&origin.clone("writer"), &own, &["--remote-cache", &url, "--remote-cache-write"], Some(&key));
+    assert_eq!(written["remote_cache"]["written"], CHARTS, "{}\n{stderr}", written["remote_cache"]);
+    assert_eq!(helpers.asked("team").as_deref(), Some(host.as_str()), "the helper is asked for the registry");
+    assert_eq!(helpers.asked("stale"), None, "credHelpers wins over credsStore");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("xtask-ci:{HELPER_SECRET}"));
+    let mut listed = agent()
+        .get(format!("http://{host}/v2/verdicts/tags/list"))
+        .header("Authorization", format!("Basic {basic}"))
+        .call()
+        .expect("tag list");
+    let listed: Value = serde_json::from_slice(&listed.body_mut().read_to_vec().unwrap()).unwrap();
+    assert_eq!(listed["tags"].as_array().map(Vec::len), Some(CHARTS), "{listed}");
+
+    // `credsStore` for every registry: a reader takes every verdict; the one
+    // process it starts is the helper.
+    let store = helpers.config("store", serde_json::json!({"credsStore": "team"}));
+    let (read, stderr) = helpers.lint(&origin.clone("reader"), &store, &trust, None);
+    assert!(all(&read, "cached", "remote"), "{:?}\n{stderr}", sources(&read));
+    assert_eq!(read["processes"], 1, "only the credential helper: {stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // No credentials, a refused password, a helper that is not there, and
+    // one that hangs: one warning each, naming the registry (and the
+    // helper), never a secret; every chart checked, within the budget.
+    let cases = [
+        ("anonymous", serde_json::json!({}), vec!["wants a login", host.as_str()]),
+        ("stale", serde_json::json!({"credsStore": "stale"}), vec!["answered 401"]),
+        ("missing", serde_json::json!({"credsStore": "gone"}), vec!["docker-credential-gone", "not found on PATH"]),
+        (
+            "stuck",
+            serde_json::json!({"credHelpers": {host.clone(): "stuck"}}),
+            vec!["docker-credential-stuck", "no answer within"],
+        ),
+    ];
+    for (what, config, words) in cases {
+        let config = helpers.config(what, config);
+        let (report, stderr) = helpers.lint(&origin.clone(what), &config, &trust, None);
+        assert!(all(&report, "ok", ""), "{what}: checked: {:?}\n{stderr}", sources(&report));
+        let lookup_ms = report["remote_cache"]["lookup_ms"].as_u64().unwrap();
+        assert!(lookup_ms < 1500, "{what}: the lookups took {lookup_ms} ms");
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning: remote cache")).collect();
+        assert_eq!(warnings.len(), 1, "{what}: {stderr}");
+        assert!(warnings[0].contains(&url), "{what}: {}", warnings[0]);
+        for word in words {
+            assert!(warnings[0].contains(word), "{what}: {word:?} not in {}", warnings[0]);
+        }
+        for secret in [HELPER_SECRET, "an-old-s3cret"] {
+            assert!(!stderr.contains(secret) && !report.to_string().contains(secret), "{what}: a secret shown");
+        }
+    }
+    assert_eq!(helpers.asked("stuck").as_deref(), Some(host.as_str()));
+    let child = std::fs::read_to_string(helpers.dir.path().join("docker-credential-stuck.child")).expect("child pid");
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{}/stat", child.trim()))
+            .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!alive(), "the stuck helper's child {} was left running", child.trim());
+}

@@ -29,6 +29,11 @@ pub struct Args {
     /// times and ratio [default size: 50 services].
     #[arg(long)]
     pub vs_ct: bool,
+    /// Measure `cargo xtask verify` against its floor, one `helm install` of
+    /// every service in one release into a running control plane [default
+    /// sizes: 10, 25, 50 services].
+    #[arg(long, conflicts_with = "vs_ct")]
+    pub verify: bool,
     /// Measure how fast hostile files (100,000 nested brackets in the matrix
     /// and a values file) are refused, against a clean lint.
     #[arg(long)]
@@ -49,6 +54,7 @@ impl Args {
             generate: args.generate,
             scenario: args.scenario,
             vs_ct: args.vs_ct,
+            verify: args.verify,
             hostile: args.hostile,
             plot: args.plot,
         })

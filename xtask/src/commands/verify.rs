@@ -32,6 +32,9 @@ pub struct Args {
     /// Ignore stored verdicts (verdicts are still stored).
     #[arg(long)]
     pub no_cache: bool,
+    /// How many charts are installed at once (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 impl Args {
@@ -46,6 +49,7 @@ impl Args {
             upgrade_from: self.upgrade_from,
             kubeconfig: self.kubeconfig,
             no_cache: self.no_cache,
+            jobs: self.jobs,
             remote: self.remote.into(),
         })
     }

@@ -134,6 +134,12 @@ pub struct PackageConfig {
     pub keyring: Option<String>,
     #[serde(default)]
     pub passphrase_file: Option<String>,
+    /// Where users fetch the signing key's public half (an `https://` URL
+    /// of the armored key): written with its fingerprint into the packaged
+    /// Chart.yaml as `artifacthub.io/signKey`, which Artifact Hub refuses
+    /// without a URL.
+    #[serde(default)]
+    pub sign_key_url: Option<String>,
     /// `package --publish --cosign-key`'s key file, when not given on the
     /// command line (its password always comes from `COSIGN_PASSWORD`).
     #[serde(default)]

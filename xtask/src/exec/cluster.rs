@@ -118,7 +118,12 @@ impl ControlPlane {
             .keep();
         // From here on `parts` owns the folder: every early return below
         // drops it, which stops what was started and removes the files.
-        let mut parts = Parts { dir: dir.clone(), kubeconfig: None, children: Vec::new() };
+        let mut parts = Parts {
+            dir: dir.clone(),
+            kubeconfig: None,
+            children: Vec::new(),
+            _on_interrupt: crate::exec::process::remove_on_interrupt(&dir),
+        };
         std::fs::write(dir.join("owner"), std::process::id().to_string())?;
 
         let etcd_port = test_hook("XTASK_CLUSTER_ETCD_PORT").unwrap_or_else(|| "0".into());
@@ -284,6 +289,9 @@ struct Parts {
     kubeconfig: Option<PathBuf>,
     /// In start order; stopped in reverse (the API server before etcd).
     children: Vec<Server>,
+    /// Ctrl-C exits without dropping this: the handler removes the folder
+    /// (and the kubeconfig in it) once the servers are gone.
+    _on_interrupt: crate::exec::process::RemovedOnInterrupt,
 }
 
 struct Server {

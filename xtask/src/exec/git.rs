@@ -175,6 +175,30 @@ impl Git {
         Ok(finished.success.then(|| finished.stdout.trim().to_string()))
     }
 
+    /// Tags whose commit is `HEAD` or an ancestor of it (`git tag --merged`).
+    pub fn tags_on_head(&self) -> Result<Vec<String>> {
+        let listed = self.git(&["tag", "--list", "--merged", "HEAD"])?;
+        Ok(listed.lines().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect())
+    }
+
+    /// The subjects of the commits (merges left out) reachable from `to` and
+    /// not from `from` that touched `path` (relative to the tool's root),
+    /// newest first, as `(commit, subject)`.
+    pub fn subjects_touching(&self, from: Option<&str>, to: &str, path: &str) -> Result<Vec<(String, String)>> {
+        let range = match from {
+            Some(from) => format!("{from}..{to}"),
+            None => to.to_string(),
+        };
+        let spec = format!(":/{}", self.root_to_top(path));
+        let log = self.git(&["log", "--no-merges", "--format=%H%x00%s%x00", &range, "--", &spec])?;
+        let fields: Vec<&str> = log.split('\0').map(|f| f.trim_start_matches(['\n', '\r'])).collect();
+        Ok(fields
+            .chunks(2)
+            .filter(|c| c.len() == 2 && !c[0].is_empty())
+            .map(|c| (c[0].to_string(), c[1].to_string()))
+            .collect())
+    }
+
     /// `HEAD`'s commit.
     pub fn head(&self) -> Result<String> {
         Ok(self.git(&["rev-parse", "HEAD"])?.trim().to_string())

@@ -4,16 +4,22 @@
 //!
 //! Credentials are Helm's own: `helm registry login` writes them to
 //! `$HELM_REGISTRY_CONFIG`, else `<helm config home>/registry/config.json`
-//! (docker's config format). A registry that asks for them gets Basic auth,
-//! or the bearer token its `WWW-Authenticate` realm hands out for those
-//! credentials (or anonymously). Plain HTTP only for a registry on loopback
+//! (docker's config format), and are read as docker, oras and helm read
+//! them: the registry's entry of `credHelpers`, else `credsStore`, names a
+//! credential helper (`docker-credential-<name> get`, the registry on stdin,
+//! `{"Username", "Secret"}` out, a `<token>` user meaning an identity token),
+//! else `auths` holds them. They are looked up only when a registry asks,
+//! within the caller's deadline (a helper that does not answer in time is
+//! killed). A registry that asks gets Basic auth, or the bearer token its
+//! `WWW-Authenticate` realm hands out for those credentials (an identity
+//! token through OAuth2's refresh-token grant), or anonymously. Plain HTTP only for a registry on loopback
 //! or when asked for; a loopback registry is never reached through a proxy.
 //!
 //! Every request has a deadline: the callers bound how long a registry that
 //! does not answer may cost them.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -117,7 +123,8 @@ pub struct Client {
     reference: Reference,
     base: String,
     agent: ureq::Agent,
-    credentials: Option<String>,
+    /// Looked up once, when the registry first asks for them.
+    credentials: OnceLock<Result<Option<Credential>, String>>,
     /// The `Authorization` header once the registry said which it wants.
     authorization: Mutex<Option<String>>,
     push: bool,
@@ -146,8 +153,14 @@ impl Client {
         if loopback {
             config = config.proxy(None);
         }
-        let credentials = helm_credentials(&reference.host);
-        Client { reference, base, agent: config.build().into(), credentials, authorization: Mutex::new(None), push }
+        Client {
+            reference,
+            base,
+            agent: config.build().into(),
+            credentials: OnceLock::new(),
+            authorization: Mutex::new(None),
+            push,
+        }
     }
 
     pub fn reference(&self) -> &Reference {
@@ -164,7 +177,17 @@ impl Client {
                 let challenge = answer.challenge.unwrap_or_default();
                 let header = self.authorize(&challenge, deadline)?;
                 *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(header);
-                Ok(())
+                // Asked again with them, so refused credentials are one
+                // warning here rather than every lookup silently missing.
+                let again = self.send("GET", &format!("{}/v2/", self.base), None, None, deadline, true)?;
+                match again.status {
+                    200..=299 => Ok(()),
+                    status => bail!(
+                        "GET /v2/ answered {status} with the credentials for {}: log in again (`helm registry login {}`) or check its credential helper",
+                        self.reference.host,
+                        self.reference.host
+                    ),
+                }
             }
             status => bail!("GET /v2/ answered {status}"),
         }
@@ -342,12 +365,24 @@ impl Client {
         self.agent.run(request).map_err(|err| anyhow::anyhow!("{err}"))
     }
 
+    /// The credentials for this registry, looked up on first use.
+    fn credentials(&self, deadline: Instant) -> Result<Option<&Credential>> {
+        let found =
+            self.credentials.get_or_init(|| credentials(&self.reference.host, deadline).map_err(|e| format!("{e:#}")));
+        found.as_ref().map(Option::as_ref).map_err(|err| anyhow::anyhow!("{err}"))
+    }
+
     /// The `Authorization` header a `WWW-Authenticate` challenge asks for.
     fn authorize(&self, challenge: &str, deadline: Instant) -> Result<String> {
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        let credentials = self.credentials(deadline)?;
         if scheme.eq_ignore_ascii_case("basic") {
-            return match &self.credentials {
-                Some(basic) => Ok(format!("Basic {basic}")),
+            return match credentials {
+                Some(Credential::Basic(basic)) => Ok(format!("Basic {basic}")),
+                Some(Credential::Identity(_)) => bail!(
+                    "the registry wants a user and password, and the credential for {} is an identity token",
+                    self.reference.host
+                ),
                 None => bail!("the registry wants a login: run `helm registry login {}`", self.reference.host),
             };
         }
@@ -358,17 +393,34 @@ impl Client {
         let realm =
             params.iter().find(|(k, _)| k == "realm").map(|(_, v)| v.clone()).context("no realm in the challenge")?;
         let actions = if self.push { "pull,push" } else { "pull" };
-        let mut url = format!("{realm}?scope=repository:{}:{actions}", self.reference.repository);
-        if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
-            url.push_str(&format!("&service={service}"));
-        }
-        let mut request = self.agent.get(&url);
-        if let Some(basic) = &self.credentials {
-            request = request.header("Authorization", format!("Basic {basic}"));
-        }
+        let scope = format!("repository:{}:{actions}", self.reference.repository);
+        let service = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v.as_str());
         let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        let mut response =
-            request.config().timeout_global(Some(remaining)).build().call().map_err(|err| anyhow::anyhow!("{err}"))?;
+        let mut response = match credentials {
+            // An identity token is a refresh token: OAuth2's grant, as docker does.
+            Some(Credential::Identity(token)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", "robot-shop-xtask"),
+                    ("scope", scope.as_str()),
+                ];
+                form.extend(service.map(|service| ("service", service)));
+                self.agent.post(&realm).config().timeout_global(Some(remaining)).build().send_form(form)
+            }
+            user_or_anonymous => {
+                let mut url = format!("{realm}?scope={scope}");
+                if let Some(service) = service {
+                    url.push_str(&format!("&service={service}"));
+                }
+                let mut request = self.agent.get(&url);
+                if let Some(Credential::Basic(encoded)) = user_or_anonymous {
+                    request = request.header("Authorization", format!("Basic {encoded}"));
+                }
+                request.config().timeout_global(Some(remaining)).build().call()
+            }
+        }
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
         if response.status() != 200 {
             bail!("the token service {realm} answered {}", response.status());
         }
@@ -427,25 +479,125 @@ fn helm_registry_config() -> Option<PathBuf> {
     Some(home.join("registry/config.json"))
 }
 
-/// `user:password` (base64) for `host` from Helm's registry config.
-fn helm_credentials(host: &str) -> Option<String> {
-    let text = std::fs::read(helm_registry_config()?).ok()?;
-    credentials_for(&serde_json::from_slice(&text).ok()?, host)
+/// What a registry is shown when it asks who we are.
+#[derive(Clone, PartialEq, Eq)]
+enum Credential {
+    /// Base64 of `user:password`.
+    Basic(String),
+    /// An identity token (docker's `identitytoken`, a helper's `<token>` user).
+    Identity(String),
 }
 
-/// docker's config format: `auths` keyed by host (or a URL of it), each
-/// with `auth` (base64 `user:password`) or `username` and `password`.
-fn credentials_for(config: &serde_json::Value, host: &str) -> Option<String> {
-    let auths = config["auths"].as_object()?;
-    let entry = auths.iter().find_map(|(key, value)| {
+/// Never the secret, whatever prints it.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Basic(_) => "Basic(hidden)",
+            Credential::Identity(_) => "Identity(hidden)",
+        })
+    }
+}
+
+/// The credentials for `host` from Helm's registry config: its credential
+/// helper's answer when one is named for it (or for every registry), else
+/// its `auths` entry; `None` when there are none (ask anonymously).
+fn credentials(host: &str, deadline: Instant) -> Result<Option<Credential>> {
+    let Some(path) = helm_registry_config() else { return Ok(None) };
+    let Ok(text) = std::fs::read(&path) else { return Ok(None) };
+    let config: serde_json::Value = serde_json::from_slice(&text).map_err(|err| {
+        anyhow::anyhow!("{}: not JSON ({err}); run `helm registry login {host}` again", path.display())
+    })?;
+    match helper_for(&config, host) {
+        Some(helper) => from_helper(&helper, host, deadline)
+            .with_context(|| format!("{} names the credential helper of {host}", path.display())),
+        None => Ok(from_auths(&config, host)),
+    }
+}
+
+/// The entry of a docker config map (`auths`, `credHelpers`) for `host`:
+/// keyed by host, or by a URL of it.
+fn entry_for<'c>(map: &'c serde_json::Value, host: &str) -> Option<&'c serde_json::Value> {
+    map.as_object()?.iter().find_map(|(key, value)| {
         let name = key.trim_start_matches("https://").trim_start_matches("http://");
         (name.split('/').next() == Some(host)).then_some(value)
-    })?;
+    })
+}
+
+/// `credHelpers` for this registry wins over `credsStore` for all, as in
+/// docker's CLI.
+fn helper_for(config: &serde_json::Value, host: &str) -> Option<String> {
+    let named = |value: &serde_json::Value| value.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    entry_for(&config["credHelpers"], host).and_then(named).or_else(|| named(&config["credsStore"]))
+}
+
+/// `auths`: `auth` (base64 `user:password`), `username` and `password`, or
+/// `identitytoken`.
+fn from_auths(config: &serde_json::Value, host: &str) -> Option<Credential> {
+    let entry = entry_for(&config["auths"], host)?;
+    if let Some(token) = entry["identitytoken"].as_str().filter(|t| !t.is_empty()) {
+        return Some(Credential::Identity(token.to_string()));
+    }
     if let Some(auth) = entry["auth"].as_str().filter(|a| !a.is_empty()) {
-        return Some(auth.to_string());
+        return Some(Credential::Basic(auth.to_string()));
     }
     let (user, password) = (entry["username"].as_str()?, entry["password"].as_str()?);
-    Some(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    Some(basic(user, password))
+}
+
+fn basic(user: &str, password: &str) -> Credential {
+    Credential::Basic(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// Asks `docker-credential-<helper> get` for `host`'s credentials, killing
+/// it at `deadline`. Its answer is never shown: a message names the helper
+/// and the registry, and quotes the helper only when it failed.
+fn from_helper(helper: &str, host: &str, deadline: Instant) -> Result<Option<Credential>> {
+    // The name becomes part of a program name: nothing that could leave PATH.
+    if !helper.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || helper.starts_with('.') {
+        bail!("credential helper {helper:?} for {host}: not a helper name");
+    }
+    let program = format!("docker-credential-{helper}");
+    let path = which::which(&program).map_err(|_| {
+        anyhow::anyhow!("credential helper {program} for {host}: not found on PATH; install it or change the config")
+    })?;
+    let sh = xshell::Shell::new()?;
+    let started = Instant::now();
+    let finished = crate::exec::process::run_until(xshell::cmd!(sh, "{path} get"), host.as_bytes(), deadline)?
+        .with_context(|| {
+            format!(
+                "credential helper {program} for {host}: no answer within {} ms; stopped",
+                started.elapsed().as_millis()
+            )
+        })?;
+    if !finished.success {
+        let said = finished.combined();
+        // The helpers' own words for "nothing stored for this registry".
+        if said.contains("credentials not found") {
+            return Ok(None);
+        }
+        let first: String = said.lines().next().unwrap_or_default().chars().take(200).collect();
+        bail!(
+            "credential helper {program} for {host} failed (exit {}): {first}",
+            finished.code.map_or("signal".to_string(), |c| c.to_string())
+        );
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret")]
+        secret: String,
+    }
+    let answer: Answer = serde_json::from_str(finished.stdout.trim()).map_err(|_| {
+        anyhow::anyhow!(
+            "credential helper {program} for {host}: its answer is not {{\"Username\": ..., \"Secret\": ...}}"
+        )
+    })?;
+    Ok(match answer {
+        Answer { secret, .. } if secret.is_empty() => None,
+        Answer { username, secret } if username == "<token>" => Some(Credential::Identity(secret)),
+        Answer { username, secret } => Some(basic(&username, &secret)),
+    })
 }
 
 #[cfg(test)]
@@ -478,12 +630,22 @@ mod tests {
     fn credentials_come_from_helms_config_by_host() {
         let config = serde_json::json!({"auths": {
             "https://ghcr.io": {"auth": "dXNlcjpwYXNz"},
-            "harbor.example:8443": {"username": "robot$ci", "password": "s3cret"}
+            "harbor.example:8443": {"username": "robot$ci", "password": "s3cret"},
+            "acr.example": {"identitytoken": "refresh-me"}
         }});
-        assert_eq!(credentials_for(&config, "ghcr.io").as_deref(), Some("dXNlcjpwYXNz"));
-        let harbor = credentials_for(&config, "harbor.example:8443").unwrap();
+        assert_eq!(from_auths(&config, "ghcr.io"), Some(Credential::Basic("dXNlcjpwYXNz".into())));
+        let Some(Credential::Basic(harbor)) = from_auths(&config, "harbor.example:8443") else { panic!("harbor") };
         assert_eq!(base64::engine::general_purpose::STANDARD.decode(harbor).unwrap(), b"robot$ci:s3cret");
-        assert_eq!(credentials_for(&config, "quay.io"), None);
+        assert_eq!(from_auths(&config, "acr.example"), Some(Credential::Identity("refresh-me".into())));
+        assert_eq!(from_auths(&config, "quay.io"), None);
+        assert_eq!(format!("{:?}", from_auths(&config, "ghcr.io")), "Some(Basic(hidden))");
+        // A registry's own helper wins over the store for every registry.
+        let helpers = serde_json::json!({"credsStore": "pass", "credHelpers": {"https://ghcr.io": "gh"}});
+        assert_eq!(helper_for(&helpers, "ghcr.io").as_deref(), Some("gh"));
+        assert_eq!(helper_for(&helpers, "quay.io").as_deref(), Some("pass"));
+        assert_eq!(helper_for(&config, "ghcr.io"), None);
+        let refused = from_helper("../../bin/sh", "ghcr.io", Instant::now() + Duration::from_secs(1)).unwrap_err();
+        assert!(format!("{refused}").contains("not a helper name"), "{refused}");
         let params = challenge_params(r#"realm="https://auth.example/token",service="registry.example",scope="x""#);
         assert_eq!(params[0], ("realm".into(), "https://auth.example/token".into()));
         assert_eq!(params[1], ("service".into(), "registry.example".into()));

@@ -20,6 +20,10 @@ static STARTED: AtomicUsize = AtomicUsize::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 static DEFERRING: AtomicUsize = AtomicUsize::new(0);
+/// Folders the interrupt handler removes once the children are gone.
+static CLEANUP: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+/// How long the handler waits for stopped children before removing folders.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 /// The result of one finished child process.
 #[derive(Debug, Clone)]
@@ -78,6 +82,20 @@ pub fn install_interrupt_handler() {
             }
         }
         eprintln!("interrupted: stopped {} running tool process(es)", RUNNING.lock().map(|r| r.len()).unwrap_or(0));
+        let folders: Vec<std::path::PathBuf> = CLEANUP.lock().map(|c| c.clone()).unwrap_or_default();
+        if !folders.is_empty() {
+            // A server writes its data folder until it has exited; exiting
+            // from here runs no destructor, so its owner cannot.
+            let deadline = Instant::now() + INTERRUPT_GRACE;
+            while RUNNING.lock().is_ok_and(|r| r.iter().any(|&pid| start_time(pid).is_some()))
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for folder in folders {
+                let _ = std::fs::remove_dir_all(folder);
+            }
+        }
         std::process::exit(130);
     });
 }
@@ -169,6 +187,30 @@ pub fn track(pid: u32) -> Tracked {
     Tracked(pid)
 }
 
+/// Has the Ctrl-C / SIGTERM handler remove `folder` (after stopping the
+/// children) while the returned guard lives: for what a `Drop` would
+/// remove, since the handler exits without running destructors (a control
+/// plane's data, certificates and kubeconfig).
+pub fn remove_on_interrupt(folder: &std::path::Path) -> RemovedOnInterrupt {
+    if let Ok(mut cleanup) = CLEANUP.lock() {
+        cleanup.push(folder.to_path_buf());
+    }
+    RemovedOnInterrupt(folder.to_path_buf())
+}
+
+/// Returned by [`remove_on_interrupt`]; forgets the folder when dropped.
+pub struct RemovedOnInterrupt(std::path::PathBuf);
+
+impl Drop for RemovedOnInterrupt {
+    fn drop(&mut self) {
+        if let Ok(mut cleanup) = CLEANUP.lock() {
+            if let Some(at) = cleanup.iter().position(|f| *f == self.0) {
+                cleanup.remove(at);
+            }
+        }
+    }
+}
+
 /// Returned by [`track`]; unregisters the child when dropped.
 pub struct Tracked(u32);
 
@@ -186,26 +228,9 @@ impl Drop for Tracked {
 pub fn run(cmd: xshell::Cmd<'_>, stdin: Option<&[u8]>) -> Result<Finished> {
     let display = cmd.to_string();
     let mut command: Command = cmd.into();
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    if interrupted() {
-        anyhow::bail!("interrupted before `{display}` started");
-    }
-    let started = Instant::now();
-    let mut child = command.spawn().with_context(|| format!("cannot start `{display}`"))?;
-    STARTED.fetch_add(1, Ordering::Relaxed);
+    let (child, started) = spawn(&mut command, &display, stdin)?;
     let pid = child.id();
-    if let Ok(mut running) = RUNNING.lock() {
-        running.insert(pid);
-    }
-    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // Feed stdin from a thread so a child that writes a lot before reading
-        // everything cannot deadlock against us.
-        let bytes = bytes.to_vec();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&bytes);
-        });
-    }
     let output = child.wait_with_output();
     if let Ok(mut running) = RUNNING.lock() {
         running.remove(&pid);
@@ -219,6 +244,94 @@ pub fn run(cmd: xshell::Cmd<'_>, stdin: Option<&[u8]>) -> Result<Finished> {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         duration: started.elapsed(),
     })
+}
+
+/// Starts a child with stdout and stderr captured, counted and tracked for
+/// Ctrl-C, and `stdin` fed to it.
+fn spawn(command: &mut Command, display: &str, stdin: Option<&[u8]>) -> Result<(std::process::Child, Instant)> {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if interrupted() {
+        anyhow::bail!("interrupted before `{display}` started");
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("cannot start `{display}`"))?;
+    STARTED.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut running) = RUNNING.lock() {
+        running.insert(child.id());
+    }
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // Feed stdin from a thread so a child that writes a lot before reading
+        // everything cannot deadlock against us.
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    Ok((child, started))
+}
+
+/// Like [`run`], but the child gets until `deadline`: one that has not
+/// finished by then is killed, with every process it started (it runs in a
+/// process group of its own), and `None` is returned. For helpers that must
+/// never hold up their caller, such as a credential helper asked by a lookup
+/// with a one-second budget.
+pub fn run_until(cmd: xshell::Cmd<'_>, stdin: &[u8], deadline: Instant) -> Result<Option<Finished>> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let display = cmd.to_string();
+    let mut command: Command = cmd.into();
+    command.stdin(Stdio::piped()).process_group(0);
+    let (mut child, started) = spawn(&mut command, &display, Some(stdin))?;
+    let pid = child.id();
+    // Read both pipes from threads, so a child that fills one cannot block,
+    // and a grandchild that keeps a pipe open cannot hold us past the deadline.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        if let Some(mut pipe) = pipe {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                let _ = sender.send(bytes);
+            });
+        }
+        receiver
+    };
+    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => break None,
+        }
+    };
+    let Some(status) = status else {
+        // SAFETY: kill(2) of the process group our own unreaped child leads.
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Ok(mut running) = RUNNING.lock() {
+            running.remove(&pid);
+        }
+        return Ok(None);
+    };
+    if let Ok(mut running) = RUNNING.lock() {
+        running.remove(&pid);
+    }
+    let rest = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
+    let text = |receiver: std::sync::mpsc::Receiver<Vec<u8>>| {
+        String::from_utf8_lossy(&receiver.recv_timeout(rest).unwrap_or_default()).into_owned()
+    };
+    Ok(Some(Finished {
+        display,
+        success: status.success(),
+        code: status.code(),
+        stdout: text(stdout),
+        stderr: text(stderr),
+        duration: started.elapsed(),
+    }))
 }
 
 /// Like [`run`], but a failing command is an error carrying its output.

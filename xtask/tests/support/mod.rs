@@ -33,6 +33,7 @@ pub fn xtask() -> Command {
         "XTASK_ETCD",
         "XTASK_CLUSTER_ETCD_PORT",
         "XTASK_CLUSTER_APISERVER_ARGS",
+        "XTASK_VERIFY_PAUSE_BEFORE_UPGRADE",
     ] {
         command.env_remove(var);
     }
@@ -174,6 +175,8 @@ pub struct TestRegistry {
     child: std::process::Child,
     host: String,
     _dir: tempfile::TempDir,
+    /// Asks for a login: it answers `/v2/` with 401 once it is up.
+    guarded: bool,
 }
 
 impl TestRegistry {
@@ -189,14 +192,37 @@ impl TestRegistry {
     /// names the registry in its Chart.yaml files before it runs). Added by
     /// the chart-testing engineer for `tests/chart_testing.rs`.
     pub fn start_on(port: u16) -> TestRegistry {
+        TestRegistry::start_configured(port, None)
+    }
+
+    /// Like [`TestRegistry::start`], asking for Basic auth against one
+    /// htpasswd line (`user:<bcrypt hash>`, the only form the registry
+    /// reads). Added for the credential-helper tests of `tests/remote.rs`.
+    pub fn start_with_htpasswd(line: &str) -> TestRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        TestRegistry::start_configured(port, Some(line))
+    }
+
+    fn start_configured(port: u16, htpasswd: Option<&str>) -> TestRegistry {
         let binary = registry_binary();
         let dir = tempfile::tempdir().expect("temp dir for the registry");
         let host = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
+        let auth = match htpasswd {
+            Some(line) => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, format!("{line}\n")).expect("write htpasswd");
+                format!("auth:\n  htpasswd:\n    realm: xtask-test\n    path: {:?}\n", file.display().to_string())
+            }
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {:?}\nhttp:\n  addr: {host:?}\n",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {:?}\nhttp:\n  addr: {host:?}\n{auth}",
                 dir.path().join("storage").display().to_string()
             ),
         )
@@ -210,7 +236,7 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
-        let registry = TestRegistry { child, host, _dir: dir };
+        let registry = TestRegistry { child, host, _dir: dir, guarded: htpasswd.is_some() };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while !registry.answers() {
             assert!(
@@ -241,8 +267,9 @@ impl TestRegistry {
         let request = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.host);
         let mut head = [0u8; 16];
         // Go answers an HTTP/1.0 request with `HTTP/1.0 200 OK`.
+        let status: &[u8] = if self.guarded { b" 401" } else { b" 200" };
         stream.write_all(request.as_bytes()).is_ok()
-            && stream.read(&mut head).is_ok_and(|n| n >= 12 && head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200")
+            && stream.read(&mut head).is_ok_and(|n| n >= 12 && head.starts_with(b"HTTP/1.") && &head[8..12] == status)
     }
 }
 

@@ -26,6 +26,7 @@ mod hostile;
 pub mod measure;
 mod plot;
 pub mod synth;
+mod verify;
 mod vs_ct;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +58,9 @@ pub struct Opts {
     /// `cargo xtask lint` on the synthetic monorepo, verdicts equal, wall
     /// times and ratio [default size: 50 services].
     pub vs_ct: bool,
+    /// Measure `cargo xtask verify` instead: against one `helm install` of
+    /// every service in one release [default sizes: 10, 25, 50 services].
+    pub verify: bool,
     /// Measure how fast hostile files (100,000 nested brackets in the matrix
     /// and a values file) are refused, against a clean lint.
     pub hostile: bool,
@@ -139,6 +143,13 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     if args.hostile {
         return hostile::run(ctx);
     }
+    if args.verify {
+        let sizes = if args.charts.is_empty() { vec![10, 25, 50] } else { args.charts.clone() };
+        if sizes.contains(&0) {
+            return crate::util::exit::usage("--charts 0: a synthetic repository needs at least one service chart");
+        }
+        return verify::run(&sizes, args.keep, ctx);
+    }
     if args.vs_ct {
         let sizes = if args.charts.is_empty() { vec![50] } else { args.charts.clone() };
         if sizes.contains(&0) {
@@ -167,16 +178,7 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
     let tools = crate::exec::tools::ensure(ctx, &kube_versions)?;
     let mut machine = Machine::describe(&tools);
     let exe = std::env::current_exe().context("cannot find the running xtask binary")?;
-    let temp = tempfile::Builder::new().prefix("xtask-bench-").tempdir().context("cannot create a temporary folder")?;
-    // With --keep the folder outlives the run even when a scenario fails:
-    // that is when it is most worth a look.
-    let (base, _guard) = if args.keep {
-        let kept = temp.keep();
-        eprintln!("bench: the synthetic repositories stay in {}", kept.display());
-        (kept, None)
-    } else {
-        (temp.path().to_path_buf(), Some(temp))
-    };
+    let (base, _guard) = scratch("xtask-bench-", args.keep, "bench")?;
     eprintln!(
         "bench: {} core(s), {:.1} GiB, load {:.2}; helm {}, kubeconform {}; Kubernetes {}",
         machine.cores,
@@ -205,6 +207,19 @@ pub fn run(args: Opts, ctx: &Context) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(())
+}
+
+/// A temporary folder for the synthetic repositories (removed when the
+/// guard drops), or with `keep` one that outlives the run even when a
+/// scenario fails: that is when it is most worth a look.
+fn scratch(prefix: &str, keep: bool, who: &str) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>)> {
+    let temp = tempfile::Builder::new().prefix(prefix).tempdir().context("cannot create a temporary folder")?;
+    if keep {
+        let kept = temp.keep();
+        eprintln!("{who}: the synthetic repositories stay in {}", kept.display());
+        return Ok((kept, None));
+    }
+    Ok((temp.path().to_path_buf(), Some(temp)))
 }
 
 /// One plot line per scenario, in the order they were measured.

@@ -65,14 +65,7 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
     let ct_tools = crate::exec::tools::chart_testing::ensure_all(ctx)?;
     let machine = measure::Machine::describe(&tools);
     let exe = std::env::current_exe().context("cannot find the running xtask binary")?;
-    let temp = tempfile::Builder::new().prefix("xtask-vs-ct-").tempdir().context("cannot create a temporary folder")?;
-    let (base, _guard) = if keep {
-        let kept = temp.keep();
-        eprintln!("bench --vs-ct: the repositories stay in {}", kept.display());
-        (kept, None)
-    } else {
-        (temp.path().to_path_buf(), Some(temp))
-    };
+    let (base, _guard) = super::scratch("xtask-vs-ct-", keep, "bench --vs-ct")?;
     eprintln!(
         "bench --vs-ct: {} core(s), load {:.2}; ct {}, helm {}, yamllint {}, yamale {}",
         machine.cores,

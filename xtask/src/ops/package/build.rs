@@ -60,11 +60,13 @@ pub struct Built {
 }
 
 /// Packages `selected` (indices, in topological order) into `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn package(
     ctx: &Context,
     repo: &Repo,
     graph: &ChartGraph,
     stager: &Stager<'_>,
+    annotator: &super::annotations::Annotator<'_>,
     selected: &[usize],
     out: &Path,
     signing: Option<&Signing>,
@@ -88,8 +90,17 @@ pub fn package(
         .prefix(".package-")
         .tempdir_in(out)
         .with_context(|| format!("cannot create a scratch folder in {}", out.display()))?;
+    // Each chart is packaged from a copy whose Chart.yaml carries Artifact
+    // Hub's annotations; the staged folder and the repository stay as they are.
+    let sources = {
+        use rayon::prelude::*;
+        staged
+            .par_iter()
+            .map(|(index, dir)| Ok((*index, annotator.prepare(&repo.charts[*index], dir, scratch.path())?)))
+            .collect::<Result<Vec<_>>>()?
+    };
     // The helm that stages is the helm that packages.
-    helm_package(repo, stager.helm(), &staged, scratch.path(), signing)?;
+    helm_package(repo, stager.helm(), &sources, scratch.path(), signing)?;
 
     let mut built = Vec::new();
     let mut conflicts = Vec::new();

@@ -9,13 +9,15 @@
 //! 3. version discipline ([`version`]): an affected chart must carry a
 //!    version greater than at the base; `--tag` also needs committed charts
 //!    and tags that do not point at other content ([`tag`]);
-//! 4. package ([`build`]): stage, one `helm package` into a scratch folder,
-//!    compare with the output folder, move the new archives in;
+//! 4. package ([`build`]): stage, annotate a copy of each Chart.yaml for
+//!    Artifact Hub ([`annotations`]), one `helm package` into a scratch
+//!    folder, compare with the output folder, move the new archives in;
 //! 5. merge the output folder's `index.yaml` ([`index`]);
 //! 6. `--publish`: look every version up in the registry, refuse conflicts,
 //!    push the rest in topological order ([`publish`]);
 //! 7. `--tag`: create the planned `<chart>-<version>` tags.
 
+pub mod annotations;
 pub mod build;
 pub mod edit;
 pub mod index;
@@ -227,7 +229,8 @@ fn run_inner(args: Opts, ctx: &Context) -> Result<()> {
     let cosign = args.cosign_key.as_deref().map(|key| publish::Cosign::prepare(ctx, key)).transpose()?;
     let _work_lock = crate::util::fs::lock_folder(&ctx.work_dir)?;
     let stager = Stager::new(ctx, &tools.helm, mirrors);
-    let built = build::package(ctx, &repo, &graph, &stager, &order, &out, args.sign.as_ref())?;
+    let annotator = annotations::Annotator::new(ctx, &git, &tools.helm, args.sign.as_ref())?;
+    let built = build::package(ctx, &repo, &graph, &stager, &annotator, &order, &out, args.sign.as_ref())?;
     for item in &built {
         let name = &repo.charts[item.chart].name;
         let Some(chart_report) = report.charts.iter_mut().find(|c| &c.name == name) else { continue };

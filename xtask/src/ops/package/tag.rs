@@ -21,6 +21,17 @@ pub fn tag_name(chart: &str, version: &semver::Version) -> String {
     format!("{chart}-{version}")
 }
 
+/// What every tag of a chart's releases starts with.
+fn tag_prefix(chart: &str) -> String {
+    format!("{chart}-")
+}
+
+/// The version a tag names, if it is one of `chart`'s release tags (a
+/// chart `cart` does not claim `cart-api-1.0.0`: `api-1.0.0` is no version).
+pub fn version_of_tag(chart: &str, tag: &str) -> Option<semver::Version> {
+    semver::Version::parse(tag.strip_prefix(&tag_prefix(chart))?).ok()
+}
+
 /// Refuses `--tag` while a selected chart or one of its dependencies has
 /// uncommitted changes.
 pub fn preflight(git: &Git, repo: &Repo, graph: &ChartGraph, selected: &BTreeSet<usize>) -> Result<()> {

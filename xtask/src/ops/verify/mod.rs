@@ -10,7 +10,9 @@
 //!    the pinned CRDs in it ([`crds`]), or take the user's `--kubeconfig`
 //!    (dry-run only, the CRDs only looked up); `argocd/` is created in a
 //!    namespace `argocd` and reported as its own entry;
-//! 4. per chart and environment, in parallel: render, look for duplicated
+//! 4. per chart and environment, in parallel and in dependency order (lint's
+//!    [`scheduler`]: a chart starts when the charts it depends on are
+//!    done; a chart's environments at once): render, look for duplicated
 //!    objects ([`manifest`]), create a namespace enforcing the chart's Pod
 //!    Security level ([`security`]) and its `default` ServiceAccount
 //!    ([`api`]), `helm install`, and dry-run a Pod from every workload;
@@ -29,9 +31,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
-use rayon::prelude::*;
-
 use crate::core::context::Context;
 use crate::core::graph::ChartGraph;
 use crate::core::model::{Chart, ChartKind, Environment, Repo};
@@ -42,8 +41,11 @@ use crate::exec::tools::Tool;
 use crate::ops::affected::{self, Selected};
 use crate::ops::cache::{self, Cache, KeyBuilder};
 use crate::ops::lint::report::{Progress, Report};
+use crate::ops::lint::scheduler;
 use crate::ops::remote_cache::{self, to_publish, RemoteCache};
 use crate::ops::stage::Stager;
+use anyhow::Result;
+use rayon::prelude::*;
 
 /// Bumped when what a verdict means changes, so old verdicts are not reused.
 const ENGINE: &str = "verify-2";
@@ -63,8 +65,16 @@ pub struct Opts {
     pub kubeconfig: Option<PathBuf>,
     /// Ignore stored verdicts (verdicts are still stored).
     pub no_cache: bool,
+    /// How many charts are installed at once; None: the number of cores.
+    pub jobs: Option<usize>,
     /// The shared verdict cache on an OCI registry.
     pub remote: remote_cache::Opts,
+}
+
+impl Opts {
+    fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
 }
 
 /// One chart to check, with everything the parallel part needs.
@@ -93,23 +103,32 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
     let cluster_version = crate::exec::tools::cluster_version()?;
     let tools = crate::exec::tools::ensure(ctx, &[])?;
     let pinned_crds = crate::exec::tools::ensure_crds(ctx)?;
-    let base = match &opts.upgrade_from {
-        Some(reference) => Some(upgrade::Base::prepare(ctx, reference, &tools.helm, mirrors.clone())?),
-        None => None,
-    };
-    let stager = Stager::new(ctx, &tools.helm, mirrors);
-
     let order: Vec<usize> = graph
         .topological()
         .into_iter()
         .filter(|c| selected.contains(c) && repo.charts[*c].kind != ChartKind::Library)
         .collect();
+    let base = match &opts.upgrade_from {
+        Some(reference) => {
+            let names: Vec<String> = order.iter().map(|&c| repo.charts[c].name.clone()).collect();
+            Some(upgrade::Base::prepare(ctx, reference, &tools.helm, mirrors.clone(), &names)?)
+        }
+        None => None,
+    };
+    let stager = Stager::new(ctx, &tools.helm, mirrors);
+
     let needed = graph.with_dependencies(&order.iter().copied().collect());
     let stage_failures = stage(&repo, &graph, &stager, &needed);
 
     let cache = Cache::new(ctx.work_dir.join("cache").join("verify"));
     let remote = RemoteCache::open(ctx, &opts.remote, "verify")?;
-    let progress = Progress::new(order.len() + broken.len());
+    // argocd/ unless charts were named: cached by its files, the CRDs and
+    // the API server like a chart. Known before the progress is sized, as
+    // it is one of the entries counted.
+    let argocd_key = (opts.selection.charts.is_empty() && ctx.root.join("argocd").is_dir())
+        .then(|| argocd_key(ctx, &pinned_crds, &cluster_version, opts))
+        .and_then(Result::ok);
+    let progress = Progress::new(order.len() + broken.len() + usize::from(argocd_key.is_some()));
     let mut results: BTreeMap<usize, ChartResult> = BTreeMap::new();
     let mut candidates: Vec<(Job, Option<String>)> = Vec::new();
     for &index in &order {
@@ -149,11 +168,6 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
         }
     }
 
-    // argocd/ unless charts were named: cached by its files, the CRDs and
-    // the API server like a chart.
-    let argocd_key = (opts.selection.charts.is_empty() && ctx.root.join("argocd").is_dir())
-        .then(|| argocd_key(ctx, &pinned_crds, &cluster_version, opts))
-        .and_then(Result::ok);
     let mut argocd: Option<ChartResult> = None;
     if let Some(key) = argocd_key.as_ref().filter(|_| !opts.no_cache) {
         if let Some(stored) = cache.get::<Vec<StepResult>>(key, "argocd") {
@@ -205,12 +219,21 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
             }
         }
         let checker = Checker { ctx, helm: &tools.helm, target: &target, kube_version: &cluster_version, base: &base };
-        let checked: Vec<(usize, Vec<StepResult>, u64, u64)> = jobs
-            .par_iter()
-            .map(|(job, key)| {
+        // Dependencies before the charts that need them (lint's scheduler,
+        // one chart per unit: each is its own helm release), so a broken
+        // service is reported before the umbrella that embeds it fails too.
+        let by_index: BTreeMap<usize, &(Job, Option<String>)> = jobs.iter().map(|j| (j.0.index, j)).collect();
+        let nodes: BTreeSet<usize> = by_index.keys().copied().collect();
+        let checked = std::sync::Mutex::new(Vec::new());
+        scheduler::run(opts.jobs(), 1, &nodes, &|c| graph.dependencies(c), false, |batch, charts| {
+            let mut passed = true;
+            for index in charts {
+                let Some((job, key)) = by_index.get(&index).copied() else { continue };
+                progress.working(std::slice::from_ref(&job.chart.name));
                 let started = elapsed_ms(epoch);
                 let steps = checker.check(job);
                 let failed = steps.iter().any(|s| s.status == Status::Failed);
+                passed &= !failed;
                 if let (false, Some(key)) = (failed, key) {
                     if let Err(err) = cache.put(key, &job.chart.name, &steps) {
                         eprintln!("warning: cannot store the verdict of {} in the cache: {err:#}", job.chart.name);
@@ -223,20 +246,21 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
                     shown.status = Status::from_ok(!failed);
                     progress.finished(&shown);
                 }
-                (job.index, steps, started, finished)
-            })
-            .collect();
-        for (index, steps, started, finished) in checked {
+                checked.lock().unwrap_or_else(|e| e.into_inner()).push((index, batch, steps, started, finished));
+            }
+            passed
+        });
+        for (index, batch, steps, started, finished) in checked.into_inner().unwrap_or_else(|e| e.into_inner()) {
             if let Some(result) = results.get_mut(&index) {
                 result.status = Status::from_ok(steps.iter().all(|s| s.status != Status::Failed));
                 result.steps = steps;
+                result.batch = Some(batch);
                 result.started_ms = started;
                 result.finished_ms = finished;
             }
         }
         drop(target);
     }
-    progress.clear();
     if let Some(remote) = remote.as_ref().filter(|r| r.writes()) {
         remote.publish(to_publish(&results, &answers, &cache));
     }
@@ -256,7 +280,11 @@ pub fn run(opts: &Opts, ctx: &Context) -> Result<Report> {
             finished_ms: 0,
             steps: vec![step(Step::Chart, None, false, Duration::ZERO, broken.error.clone())],
         });
+        if let Some(shown) = charts.last() {
+            progress.finished(shown);
+        }
     }
+    progress.clear();
     // Tools saw the staged copies; people should see their own folders.
     for chart in &mut charts {
         for s in &mut chart.steps {
@@ -427,17 +455,17 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    /// Every step of one chart, environment after environment.
+    /// Every step of one chart, its environments in parallel, reported in order.
     fn check(&self, job: &Job) -> Vec<StepResult> {
         let level = match &job.level {
             Ok(level) => level.clone(),
             Err(message) => return vec![step(Step::PodSecurity, None, false, Duration::ZERO, message.clone())],
         };
-        let mut steps = Vec::new();
-        for env in &job.envs {
-            steps.extend(self.check_env(job, env, &level));
-        }
-        steps
+        // Environments at once (each has a namespace of its own): the
+        // umbrella, which waits for every service, is the last job of a
+        // run, and its environments would otherwise leave cores idle.
+        let per_env: Vec<Vec<StepResult>> = job.envs.par_iter().map(|env| self.check_env(job, env, &level)).collect();
+        per_env.concat()
     }
 
     fn values(&self, env: &Environment) -> Vec<PathBuf> {
@@ -506,7 +534,7 @@ impl Checker<'_> {
         // Rolled back after the Pod dry-runs, which need the working tree's
         // ServiceAccounts in place.
         if let (Some(base), true) = (self.base, base_installed) {
-            steps.push(base.rollback(self, env, &namespace));
+            steps.push(base.rollback(self, job, env, &namespace));
         }
         steps
     }
