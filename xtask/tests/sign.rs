@@ -6,7 +6,9 @@
 
 mod support;
 
-use support::keys::{lib_and_app, make_gpg_key, pull_verify};
+use std::path::Path;
+
+use support::keys::{gpg, lib_and_app, make_gpg_key, pull_verify};
 use support::{describe, run_ok, xtask, TestRegistry};
 
 #[test]
@@ -84,12 +86,12 @@ fn packaged_chart_yaml(archive: &Path, chart: &str) -> serde_json::Value {
 #[test]
 fn a_signed_archive_names_its_key_for_artifact_hub_when_the_key_url_is_configured() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let release = make_key(temp.path(), "Release Key", "");
+    let release = make_gpg_key(temp.path(), "Release Key", "");
     let colons = gpg(&temp.path().join("gnupg-Release-Key"), &["--with-colons", "--fingerprint", "Release Key"]);
     let colons = String::from_utf8_lossy(&colons.stdout).into_owned();
     let fingerprint = colons.lines().find_map(|l| l.strip_prefix("fpr:")).expect("gpg prints the fingerprint");
     let fingerprint = fingerprint.trim_matches(':').to_string();
-    let root = fixture(temp.path());
+    let root = lib_and_app(temp.path());
     let sign = |out: &str| {
         let mut package = xtask();
         package.arg("--root").arg(&root).env_remove("XTASK_WORK_DIR");

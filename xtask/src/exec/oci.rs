@@ -179,7 +179,7 @@ impl Client {
                 *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(header);
                 // Asked again with them, so refused credentials are one
                 // warning here rather than every lookup silently missing.
-                let again = self.send("GET", &format!("{}/v2/", self.base), None, None, deadline, true)?;
+                let again = self.send("GET", &format!("{}/v2/", self.base), None, None, deadline, true, READ_LIMIT)?;
                 match again.status {
                     200..=299 => Ok(()),
                     status => bail!(

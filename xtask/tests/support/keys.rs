@@ -15,7 +15,7 @@ pub struct GpgKey {
     pub pubring: PathBuf,
 }
 
-fn gpg(home: &Path, args: &[&str]) -> Output {
+pub fn gpg(home: &Path, args: &[&str]) -> Output {
     run_ok(Command::new("gpg").env("GNUPGHOME", home).args(["--batch", "--pinentry-mode", "loopback"]).args(args))
 }
 
