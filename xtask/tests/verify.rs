@@ -308,7 +308,7 @@ fn a_users_cluster_gets_dry_runs_only() {
     assert_passes(&report, "cart");
     let steps: Vec<&str> =
         chart(&report, "cart")["steps"].as_array().expect("steps").iter().filter_map(|s| s["step"].as_str()).collect();
-    assert_eq!(steps, ["duplicate", "install", "pod-security"], "{report:#}");
+    assert_eq!(steps, ["render", "duplicate", "install", "pod-security"], "{report:#}");
 
     assert_eq!(api.call("GET", "/api/v1/namespaces/v-cart-default", None).0, 404);
     for path in ["/apis/apps/v1/namespaces/default/deployments", "/api/v1/namespaces/default/secrets"] {

@@ -504,6 +504,8 @@ impl Checker<'_> {
                 return steps;
             }
         };
+        // A step of its own, so the report's durations include the render.
+        steps.push(step(Step::Render, Some(name), true, started.elapsed(), String::new()));
         let duplicates = manifest::duplicates(&objects);
         steps.push(step(Step::Duplicate, Some(name), duplicates.is_empty(), Duration::ZERO, duplicates.join("\n")));
 
