@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use super::{path_in, run_ok, xtask, TestRegistry};
+use super::{pinned_tool, run_ok, TestRegistry};
 
 /// A gpg key exported as Helm reads keys.
 pub struct GpgKey {
@@ -41,11 +41,7 @@ pub fn make_gpg_key(dir: &Path, name: &str, passphrase: &str) -> GpgKey {
 /// use, never skipped).
 pub fn cosign_binary() -> &'static PathBuf {
     static COSIGN: OnceLock<PathBuf> = OnceLock::new();
-    COSIGN.get_or_init(|| {
-        let output = run_ok(xtask().args(["tools", "cosign"]));
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        path_in(&stdout, "cosign").unwrap_or_else(|| panic!("no cosign line in `xtask tools cosign`:\n{stdout}"))
-    })
+    COSIGN.get_or_init(|| pinned_tool("cosign"))
 }
 
 /// A cosign key pair: `key` (encrypted with `password`) and `public`.

@@ -129,11 +129,15 @@ pub fn pinned(tool: &str) -> String {
 /// engineer for `tests/package.rs` and `tests/mirror.rs`.
 pub fn registry_binary() -> &'static PathBuf {
     static REGISTRY: OnceLock<PathBuf> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let output = run_ok(xtask().args(["tools", "registry"]));
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        path_in(&stdout, "registry").unwrap_or_else(|| panic!("no registry line in `xtask tools registry`:\n{stdout}"))
-    })
+    REGISTRY.get_or_init(|| pinned_tool("registry"))
+}
+
+/// The path `xtask tools NAME` prints for the pinned tool NAME, installing
+/// it on first use (never skipped).
+pub fn pinned_tool(name: &str) -> PathBuf {
+    let output = run_ok(xtask().args(["tools", name]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    path_in(&stdout, name).unwrap_or_else(|| panic!("no {name} line in `xtask tools {name}`:\n{stdout}"))
 }
 
 /// The path on the `name<TAB>version<TAB>path` line of `name`.
