@@ -346,8 +346,7 @@ mod tests {
         // `helm dependency update` (Helm 4.3.1) wrote these digests for a
         // range from a registry with a condition and tags (one with `<`, which
         // Go's JSON escapes), or an alias, and a `file://` chart at 0.3.0
-        // whose range has `>`. (import-values: not the same yet, see the
-        // notes; the integration tests compare with the real helm.)
+        // whose range has `>`, and `import-values` in both of its forms.
         let lib = dep("{name: lib, version: '>=0.1.0', repository: 'file://../lib'}");
         let locked = [
             Locked {
@@ -366,6 +365,12 @@ mod tests {
         assert_eq!(
             digest(&[aliased, lib], &locked),
             "sha256:3d8b928b1f132f77bab23a984e40be38ad99207049218ea288b0f09d1c011f04"
+        );
+        let importing = dep("{name: lib, version: '>=0.1.0', repository: 'file://../lib', import-values: [data, {parent: fromchild, child: exports.data}]}");
+        let lib_only = [Locked { name: "lib".into(), repository: "file://../lib".into(), version: "0.3.0".into() }];
+        assert_eq!(
+            digest(&[importing], &lib_only),
+            "sha256:b91eaba7f0c4a5ef4aa7d1666694f53e75787ec6061bb4b339b18ffb4c5b2c49"
         );
     }
 

@@ -37,6 +37,21 @@ pub struct Measured {
     pub stderr: String,
 }
 
+/// Cold runs of one scenario whose median counts: on a shared two-core VM
+/// one run of the same work varies by 20 % and more (so does any CPU-bound
+/// program on it), and one unlucky run should not decide a figure either way.
+pub const COLD_RUNS: usize = 3;
+
+/// The run of median wall time among `runs` (each a measurement and what
+/// came with it), and every run's wall time, fastest first.
+pub fn median<T>(mut runs: Vec<(Measured, T)>) -> Result<((Measured, T), Vec<Duration>)> {
+    anyhow::ensure!(!runs.is_empty(), "no run to take the median of");
+    runs.sort_by_key(|(measured, _)| measured.wall);
+    let walls = runs.iter().map(|(measured, _)| measured.wall).collect();
+    let middle = runs.len() / 2;
+    Ok((runs.swap_remove(middle), walls))
+}
+
 /// Runs `command` to the end with stdout and stderr captured, and measures it.
 ///
 /// Dirty pages left by whatever ran before are written out first (`sync`),
@@ -174,5 +189,21 @@ mod tests {
         assert_eq!(measured.stdout.trim(), "out");
         assert_eq!(measured.stderr.trim(), "err");
         assert!(measured.peak_rss_kib > 0);
+    }
+
+    #[test]
+    fn the_median_run_keeps_what_came_with_it() {
+        let at = |ms: u64| Measured {
+            wall: Duration::from_millis(ms),
+            cpu: Duration::ZERO,
+            peak_rss_kib: 0,
+            code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        let ((middle, tag), walls) = median(vec![(at(30), "c"), (at(10), "a"), (at(20), "b")]).unwrap();
+        assert_eq!((middle.wall, tag), (Duration::from_millis(20), "b"));
+        assert_eq!(walls, [10, 20, 30].map(Duration::from_millis));
+        assert!(median::<()>(Vec::new()).is_err());
     }
 }

@@ -38,7 +38,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::core::context::{Context, Format};
-use measure::{Machine, Measured};
+use measure::{Machine, Measured, COLD_RUNS};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Clone)]
@@ -75,8 +75,6 @@ pub enum Reference {
     Floor,
 }
 
-/// Cold runs per size; the median counts.
-const COLD_RUNS: usize = 3;
 /// The issue's targets (issue 6), checked at every N, required at N = 200.
 const TARGET_SPEEDUP: f64 = 10.0;
 const TARGET_WARM: Duration = Duration::from_millis(500);
@@ -291,21 +289,17 @@ fn bench_size(
     progress(n, "floor", &floor);
     rows.push(row("floor: 1 lint + 1 render/kube", &floor, outcome.processes, outcome.charts));
 
-    // Cold runs, each in a fresh work folder. Their median is the cold
-    // figure: on a shared two-core VM one run of the same work varies by
-    // 20 % and more (so does any CPU-bound program on it), and one unlucky
-    // run should not decide the speed-up either way.
+    // Cold runs, each in a fresh work folder; their median is the cold figure.
     let mut colds = Vec::new();
     for run in 1..=COLD_RUNS {
         let work = dir.join(format!("work-{run}"));
         let (cold, report) = lint(exe, &synthetic.root, &work, true)?;
         progress(n, &format!("cold {run}/{COLD_RUNS}"), &cold);
         let checked = report.expect_statuses(Expect::AllChecked, "cold `lint --no-cache`", &cold)?;
-        colds.push((cold, report.processes, checked, work));
+        colds.push((cold, (report.processes, checked, work)));
     }
-    colds.sort_by_key(|(cold, ..)| cold.wall);
-    let cold_runs_s: Vec<f64> = colds.iter().map(|(cold, ..)| cold.wall.as_secs_f64()).collect();
-    let (cold, processes, checked, work) = colds.swap_remove(colds.len() / 2);
+    let ((cold, (processes, checked, work)), walls) = measure::median(colds)?;
+    let cold_runs_s: Vec<f64> = walls.iter().map(Duration::as_secs_f64).collect();
     rows.push(row("xtask lint --no-cache (cold)", &cold, processes, checked));
 
     let (warm, report) = lint(exe, &synthetic.root, &work, false)?;

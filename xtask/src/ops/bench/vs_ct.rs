@@ -26,7 +26,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use super::measure::{self, Measured};
+use super::measure::{self, Measured, COLD_RUNS};
 use super::synth;
 use crate::core::context::{Context, Format};
 
@@ -34,7 +34,6 @@ use crate::core::context::{Context, Format};
 const CT_YAML: &str = "# Written by `cargo xtask bench --vs-ct`.\nchart-dirs:\n  - charts\n  - helm\n# ct looks every maintainer up on the git host's website; the synthetic\n# charts have none, and this machine reaches no such host.\nvalidate-maintainers: false\n";
 
 /// Cold runs of the xtask per size; the median counts.
-const XTASK_RUNS: usize = 3;
 
 /// One size's measurements.
 #[derive(Debug, Clone, Serialize)]
@@ -99,19 +98,19 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
         // The xtask's run is short next to ct's, so it is cheap to take the
         // median of a few: each cold, in a fresh work folder, same verdicts.
         let mut xtask_runs = Vec::new();
-        for run in 0..XTASK_RUNS {
-            xtask_runs.push(run_xtask(&exe, &xtask_root, &dir.join(format!("work-{run}")))?);
+        for run in 0..COLD_RUNS {
+            let (measured, verdicts, processes) = run_xtask(&exe, &xtask_root, &dir.join(format!("work-{run}")))?;
+            xtask_runs.push((measured, (verdicts, processes)));
         }
-        if let Some((_, first, _)) = xtask_runs.first() {
-            if let Some((_, other, _)) = xtask_runs.iter().find(|(_, verdicts, _)| verdicts != first) {
+        if let Some((_, (first, _))) = xtask_runs.first() {
+            if let Some((_, (other, _))) = xtask_runs.iter().find(|(_, (verdicts, _))| verdicts != first) {
                 anyhow::bail!("N={n}: two cold runs of the xtask gave different verdicts: {first:?} and {other:?}");
             }
         }
-        xtask_runs.sort_by_key(|(measured, _, _)| measured.wall);
-        let xtask_walls_ms: Vec<u64> = xtask_runs.iter().map(|(m, _, _)| m.wall.as_millis() as u64).collect();
-        let (xtask_run, xtask_verdicts, processes) = xtask_runs.swap_remove(XTASK_RUNS / 2);
+        let ((xtask_run, (xtask_verdicts, processes)), walls) = measure::median(xtask_runs)?;
+        let xtask_walls_ms: Vec<u64> = walls.iter().map(|wall| wall.as_millis() as u64).collect();
         eprintln!(
-            "bench --vs-ct: N={n}: xtask {:.2} s (median of {XTASK_RUNS}: {}); the floor of ct's checks...",
+            "bench --vs-ct: N={n}: xtask {:.2} s (median of {COLD_RUNS}: {}); the floor of ct's checks...",
             xtask_run.wall.as_secs_f64(),
             seconds(&xtask_walls_ms)
         );
@@ -175,7 +174,7 @@ pub fn run(sizes: &[usize], keep: bool, ctx: &Context) -> Result<()> {
     );
     eprintln!("command: {command}");
     eprintln!();
-    eprintln!("| services | charts | verdicts (equal) | `ct lint --all` | floor of ct's checks (processes) | `cargo xtask lint` (cold, median of {XTASK_RUNS}) | ct / xtask | xtask processes | peak MiB ct / xtask |");
+    eprintln!("| services | charts | verdicts (equal) | `ct lint --all` | floor of ct's checks (processes) | `cargo xtask lint` (cold, median of {COLD_RUNS}) | ct / xtask | xtask processes | peak MiB ct / xtask |");
     eprintln!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     for r in &results {
         eprintln!(
