@@ -185,6 +185,17 @@ fn fixture(root: &Path, registry: &str) {
     chart(root, "spaces", "0.1.0");
     write(root, "charts/spaces/values.yaml", &VALUES.replace("replicaCount: 1\n", "replicaCount: 1   \n"));
 
+    // yamllint: a ci values file that is not YAML (ct stops at yamllint).
+    chart(root, "notyaml", "0.1.0");
+    write(root, "charts/notyaml/ci/broken-values.yaml", "replicaCount: [1\nimage: {}\n");
+
+    // A values-<env>.yaml file is not ct's: ct lints the defaults, which
+    // render YAML that does not parse.
+    chart(root, "envonly", "0.1.0");
+    write(root, "charts/envonly/templates/region.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: region\ndata:\n  region: {{ .Values.region | default \"[unclosed\" }}\n");
+    write(root, "charts/envonly/values-prod.yaml", "region: eu\n");
+    std::fs::remove_dir_all(root.join("charts/envonly/tests")).unwrap();
+
     // A unit test that fails.
     chart(root, "untested", "0.1.0");
     write(root, "charts/untested/tests/deployment_test.yaml", &unit_test(2, 3));
@@ -492,14 +503,22 @@ fn xtask_lint_gives_ct_lints_verdicts() {
         ("charts/extra", "chart-schema"),
         ("charts/maint", "chart-schema"),
         ("charts/spaces", "yamllint"),
+        ("charts/notyaml", "yamllint"),
         ("charts/untested", "command"),
         ("charts/lintfail", "lint"),
+        ("charts/envonly", "lint"),
         ("charts/library", "yamllint"),
         ("charts/web", "lint"),
     ] {
         assert_eq!(verdict(path), (false, Some(stage.to_string())), "{path}");
     }
     assert!(!expected_ct.charts.contains_key("charts/excluded"));
+    // yamllint's own syntax problem, with its position, though libyaml looked first.
+    let notyaml = all["charts"].as_array().unwrap().iter().find(|c| c["path"] == "charts/notyaml").expect("notyaml");
+    let yamllint =
+        notyaml["steps"].as_array().unwrap().iter().find(|s| s["step"] == "yamllint").expect("yamllint step");
+    let message = yamllint["message"].as_str().unwrap_or_default();
+    assert!(message.contains("syntax error") && message.contains("broken-values.yaml"), "{message}");
     assert_eq!(expected_ct.values.get(&("charts/web".into(), "charts/web/ci/good-values.yaml".into())), Some(&true));
     assert_eq!(expected_ct.values.get(&("charts/web".into(), "charts/web/ci/zz-bad-values.yaml".into())), Some(&false));
     assert!(

@@ -17,8 +17,9 @@
 //! 5. `command`: each of `additional-commands` ([`commands`]).
 //!
 //! ct then runs `helm lint` once per ci values file (or once with the
-//! defaults when there is none); here those are the chart's environments
-//! ([`crate::core::model::ci_environments`]) and go through the batched engine like any other.
+//! defaults when there is none); here those, and only those, are the chart's
+//! environments ([`ct_environments`]: no `values-<env>.yaml`) and go through
+//! the batched engine like any other.
 //! ct stops a chart at its first failing check; the xtask runs them all and
 //! reports every failure, so the verdict per chart is the same and the report
 //! says more. yamale and yamllint are the real PyPI packages, run for all
@@ -193,6 +194,7 @@ impl Profile for Ct {
 
     fn adapt(&self, repo: &mut Repo) {
         self.resolve_repository_names(repo);
+        ct_environments(repo);
     }
 
     fn deselect(&self, repo: &Repo, selected: &mut BTreeSet<usize>, broken: &mut Vec<BrokenChart>) {
@@ -208,6 +210,22 @@ impl Profile for Ct {
         };
         let prepared = self.resolve(run.ctx, run.repo, &run.tools.helm, changed.as_ref(), run.jobs)?;
         Ok(Some(Box::new(prepared)))
+    }
+}
+
+/// ct's environments of every chart: its `ci/*-values.yaml` files, else its
+/// defaults alone. `values-<env>.yaml` files are this project's convention,
+/// not ct's, and ct never reads them: checked instead of the defaults, a chart
+/// whose defaults do not lint would pass here and fail in ct.
+fn ct_environments(repo: &mut Repo) {
+    for chart in &mut repo.charts {
+        chart.environments.retain(|env| env.name.starts_with("ci/"));
+        if chart.environments.is_empty() {
+            chart.environments.push(crate::core::model::Environment {
+                name: crate::core::model::DEFAULT_ENV.to_string(),
+                values_files: Vec::new(),
+            });
+        }
     }
 }
 
