@@ -33,8 +33,6 @@ use crate::core::context::{Context, Format};
 /// The ct configuration written into the synthetic repository.
 const CT_YAML: &str = "# Written by `cargo xtask bench --vs-ct`.\nchart-dirs:\n  - charts\n  - helm\n# ct looks every maintainer up on the git host's website; the synthetic\n# charts have none, and this machine reaches no such host.\nvalidate-maintainers: false\n";
 
-/// Cold runs of the xtask per size; the median counts.
-
 /// One size's measurements.
 #[derive(Debug, Clone, Serialize)]
 struct Comparison {
